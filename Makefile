@@ -1,0 +1,58 @@
+# Puente. `make help` lists the targets.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+# Every module of go.work, as package patterns.
+PKGS = $(shell go list -m -f '{{.Path}}/...')
+GO_TEST_FLAGS ?= -race -count=1 -timeout=10m
+
+.PHONY: help
+help: ## Show the targets.
+	@grep -E '^[a-zA-Z/_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+.PHONY: run
+run: ## Run every service and the gateway (local Postgres unless DATABASE_URL is set).
+	go run puente.dev/services/puente dev
+
+.PHONY: build
+build: ## Build the puente binary into .bin/.
+	go build -o .bin/puente puente.dev/services/puente
+
+.PHONY: test
+test: test/go lint check-generate ## Tests on a real ephemeral Postgres, then lint and generated-code drift.
+
+.PHONY: test/go
+test/go: ## Go tests of every module, sharing one ephemeral Postgres cluster.
+	go run puente.dev/pkg/cmd/withpostgres -- go test $(GO_TEST_FLAGS) $(PKGS)
+
+.PHONY: bench
+bench: ## Benchmarks with their baselines (token issue, verification, REST vs gRPC).
+	go run puente.dev/pkg/cmd/withpostgres -- go test -run='^$$' -bench=. -benchmem -count=1 -timeout=20m $(PKGS)
+
+.PHONY: lint
+lint: ## go vet, staticcheck, gofmt, buf lint/format/breaking.
+	go vet $(PKGS)
+	tools/tool staticcheck $(PKGS)
+	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/')); if [ -n "$$out" ]; then echo "not gofmt-ed: $$out"; exit 1; fi
+	tools/generate deps
+	tools/tool buf lint
+	tools/tool buf format --diff --exit-code proto
+	tools/breaking
+
+.PHONY: generate
+generate: ## Build proto/ into gen/ (offline; tools pinned in tools/go.mod).
+	tools/generate
+
+.PHONY: check-generate
+check-generate: generate ## Fail when generated code differs from what is committed.
+	@if [ -n "$$(git status --porcelain -- gen)" ]; then git status --porcelain -- gen; git diff --stat -- gen; echo "gen/ is stale: run make generate and commit"; exit 1; fi
+
+.PHONY: tidy
+tidy: ## go mod tidy every module of go.work (tools/go.mod is pinned by hand: see tools/README.md).
+	for d in $$(go list -m -f '{{.Dir}}'); do (cd $$d && go mod tidy); done
+
+.PHONY: db/reset
+db/reset: ## Delete make run's local data (Postgres, dev secrets, sandbox client).
+	rm -rf .data
+	@for d in /var/tmp/puente-dev-*; do [ -e "$$d" ] && echo "also see $$d (a checkout unreachable by the postgres user keeps its data there)"; done; true

@@ -1,0 +1,110 @@
+// Package gateway serves Puente's REST API: grpc-gateway in front of the services' gRPC APIs,
+// with bearer tokens checked locally before a call leaves, errors rendered as JSON, CORS, the
+// OAuth 2.0 token endpoint in its RFC 6749 form, and the OpenAPI document.
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	authtokenv1 "puente.dev/gen/go/puente/authtoken/v1"
+	"puente.dev/gen/openapi"
+	"puente.dev/pkg/authn"
+)
+
+// Config is the gateway's configuration.
+type Config struct {
+	// AllowedOrigins may call the API from a browser (CORS); "*" allows any.
+	AllowedOrigins []string `env:"PUENTE_CORS_ORIGINS"`
+}
+
+// Verifier checks access tokens; *authn.Verifier is one.
+type Verifier interface {
+	Verify(ctx context.Context, token string) (authn.Claims, error)
+}
+
+// Backends are the gRPC connections to each service.
+type Backends struct {
+	Authtoken grpc.ClientConnInterface
+}
+
+// New returns the REST handler.
+func New(ctx context.Context, cfg Config, b Backends, v Verifier, log *slog.Logger) (http.Handler, error) {
+	mux := runtime.NewServeMux(
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
+			MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true},
+			UnmarshalOptions: protojson.UnmarshalOptions{},
+		}),
+		runtime.WithErrorHandler(errorHandler),
+		runtime.WithRoutingErrorHandler(routingErrorHandler),
+		runtime.WithIncomingHeaderMatcher(headerMatcher),
+	)
+	tokens := authtokenv1.NewTokenServiceClient(b.Authtoken)
+	for name, register := range map[string]func() error{
+		"TokenService":     func() error { return authtokenv1.RegisterTokenServiceHandlerClient(ctx, mux, tokens) },
+		"ClientService":    func() error { return authtokenv1.RegisterClientServiceHandlerClient(ctx, mux, authtokenv1.NewClientServiceClient(b.Authtoken)) },
+		"ApiKeyService":    func() error { return authtokenv1.RegisterApiKeyServiceHandlerClient(ctx, mux, authtokenv1.NewApiKeyServiceClient(b.Authtoken)) },
+		"UserService":      func() error { return authtokenv1.RegisterUserServiceHandlerClient(ctx, mux, authtokenv1.NewUserServiceClient(b.Authtoken)) },
+		"LinkTokenService": func() error { return authtokenv1.RegisterLinkTokenServiceHandlerClient(ctx, mux, authtokenv1.NewLinkTokenServiceClient(b.Authtoken)) },
+	} {
+		if err := register(); err != nil {
+			return nil, fmt.Errorf("gateway: register %s: %w", name, err)
+		}
+	}
+
+	root := http.NewServeMux()
+	root.Handle("/", checkToken(v, mux))
+	root.Handle("POST /v1/oauth/token", tokenEndpoint(tokens))
+	root.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(openapi.JSON)
+	})
+	root.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	return accessLog(log, cors(cfg.AllowedOrigins, cacheControl(root))), nil
+}
+
+// headerMatcher forwards the request id; grpc-gateway forwards Authorization itself.
+func headerMatcher(key string) (string, bool) {
+	if strings.EqualFold(key, "X-Request-Id") {
+		return "x-request-id", true
+	}
+	return runtime.DefaultHeaderMatcher(key)
+}
+
+// checkToken verifies a bearer JWT here, so a forged or expired token never reaches a service.
+// Other bearer values (the operator's admin token) are left to the service's own check.
+func checkToken(v Verifier, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		auth := r.Header.Get("Authorization")
+		if len(auth) > 7 && strings.EqualFold(auth[:7], "bearer ") {
+			if token := strings.TrimSpace(auth[7:]); strings.Count(token, ".") == 2 {
+				if _, err := v.Verify(r.Context(), token); err != nil {
+					writeError(w, r, errStatus(err))
+					return
+				}
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// cacheControl keeps responses (which hold secrets and personal data) out of caches; only the JWKS
+// may be cached, briefly, as verifiers expect.
+func cacheControl(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/.well-known/jwks.json" {
+			w.Header().Set("Cache-Control", "public, max-age=300")
+		} else {
+			w.Header().Set("Cache-Control", "no-store")
+		}
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		next.ServeHTTP(w, r)
+	})
+}

@@ -1,0 +1,40 @@
+package suite
+
+import (
+	"context"
+	"fmt"
+
+	authtokenv1 "puente.dev/gen/go/puente/authtoken/v1"
+	"puente.dev/pkg/postgres"
+	"puente.dev/services/authtoken"
+	authtokenpg "puente.dev/services/authtoken/postgres"
+)
+
+func init() { migrations["authtoken"] = authtokenpg.Migrate }
+
+func startAuthtoken(ctx context.Context, s *Suite) error {
+	if s.cfg.MigrateOnStart {
+		if err := authtokenpg.Migrate(ctx, s.cfg.DatabaseURL); err != nil {
+			return err
+		}
+	}
+	pool, err := postgres.Open(ctx, s.cfg.DatabaseURL, authtokenpg.Schema)
+	if err != nil {
+		return err
+	}
+	s.closers = append(s.closers, pool.Close)
+	svc, err := authtoken.NewService(authtokenpg.New(pool), s.cfg.Authtoken, s.log)
+	if err != nil {
+		return err
+	}
+	if err := svc.EnsureSigningKey(ctx); err != nil {
+		return fmt.Errorf("authtoken: first signing key: %w", err)
+	}
+	g := authtoken.NewGRPC(svc)
+	authtokenv1.RegisterTokenServiceServer(s.grpc.GRPC, g)
+	authtokenv1.RegisterClientServiceServer(s.grpc.GRPC, g)
+	authtokenv1.RegisterApiKeyServiceServer(s.grpc.GRPC, g)
+	authtokenv1.RegisterUserServiceServer(s.grpc.GRPC, g)
+	authtokenv1.RegisterLinkTokenServiceServer(s.grpc.GRPC, g)
+	return nil
+}

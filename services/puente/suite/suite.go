@@ -1,0 +1,218 @@
+// Package suite runs a selection of Puente's services in one process: all of them on a laptop and in
+// tests, one per process in Kubernetes. Whatever shares the process, services reach each other
+// only through gRPC clients, dialled at configured addresses.
+package suite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	authtokenv1 "puente.dev/gen/go/puente/authtoken/v1"
+	"puente.dev/pkg/authn"
+	"puente.dev/pkg/server"
+	"puente.dev/services/authtoken"
+	"puente.dev/services/gateway"
+)
+
+// Names are the services this binary can run, in start order.
+var Names = []string{"authtoken", "gateway"}
+
+// migrations of each service that owns tables.
+var migrations = map[string]func(ctx context.Context, url string) error{}
+
+// Config is the process's configuration; each service's own part is nested.
+type Config struct {
+	DatabaseURL string `env:"DATABASE_URL"`
+	// GRPCAddr and HTTPAddr are where this process listens (gRPC for the services, REST for the gateway).
+	GRPCAddr string `env:"PUENTE_GRPC_ADDR" default:":9090"`
+	HTTPAddr string `env:"PUENTE_HTTP_ADDR" default:":8080"`
+	// AuthtokenAddr is the authtoken service's gRPC address (dns:///authtoken:9090 in Kubernetes).
+	// Empty means this process runs it.
+	AuthtokenAddr string `env:"PUENTE_AUTHTOKEN_ADDR"`
+	// AdminToken is the operator's bearer token for the admin API; empty disables it.
+	AdminToken     string        `env:"PUENTE_ADMIN_TOKEN"`
+	MigrateOnStart bool          `env:"PUENTE_MIGRATE_ON_START" default:"true"`
+	DrainTimeout   time.Duration `env:"PUENTE_DRAIN_TIMEOUT" default:"25s"`
+
+	Authtoken authtoken.Config
+	Gateway   gateway.Config
+}
+
+// Parse reads a -service value: "all" or a comma-separated list of names.
+func Parse(list string) ([]string, error) {
+	if list == "" || list == "all" {
+		return Names, nil
+	}
+	var out []string
+	for name := range strings.SplitSeq(list, ",") {
+		name = strings.TrimSpace(name)
+		if !slices.Contains(Names, name) {
+			return nil, fmt.Errorf("unknown service %q (known: all, %s)", name, strings.Join(Names, ", "))
+		}
+		if !slices.Contains(out, name) {
+			out = append(out, name)
+		}
+	}
+	return out, nil
+}
+
+// Suite is a running selection of services.
+type Suite struct {
+	cfg      Config
+	services []string
+	log      *slog.Logger
+
+	grpc     *server.Server
+	grpcLis  net.Listener
+	http     *http.Server
+	httpLis  net.Listener
+	conns    []*grpc.ClientConn
+	closers  []func()
+	verifier *authn.Verifier
+
+	errs chan error
+	once sync.Once
+}
+
+// GRPCAddr is the address the gRPC server listens on.
+func (s *Suite) GRPCAddr() string { return s.grpcLis.Addr().String() }
+
+// HTTPAddr is the address of the REST gateway, or "" when it does not run here.
+func (s *Suite) HTTPAddr() string {
+	if s.httpLis == nil {
+		return ""
+	}
+	return s.httpLis.Addr().String()
+}
+
+// Start migrates (when configured), wires and serves the selected services.
+func Start(ctx context.Context, cfg Config, services []string, log *slog.Logger) (_ *Suite, err error) {
+	s := &Suite{cfg: cfg, services: services, log: log, errs: make(chan error, 2)}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+	if s.runs("authtoken") {
+		if err := cfg.Authtoken.Validate(); err != nil {
+			return nil, fmt.Errorf("authtoken config: %w", err)
+		}
+	}
+	if s.grpcLis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
+		return nil, fmt.Errorf("listen gRPC on %s: %w", cfg.GRPCAddr, err)
+	}
+	authtokenConn, err := s.dial(cfg.AuthtokenAddr, "authtoken")
+	if err != nil {
+		return nil, err
+	}
+	tokens := authtokenv1.NewTokenServiceClient(authtokenConn)
+	keys := authn.NewCache(func(ctx context.Context) (authn.JWKS, error) {
+		resp, err := tokens.GetJwks(ctx, &authtokenv1.GetJwksRequest{})
+		if err != nil {
+			return authn.JWKS{}, err
+		}
+		var set authn.JWKS
+		for _, k := range resp.GetKeys() {
+			set.Keys = append(set.Keys, authn.JWK{Kty: k.GetKty(), Crv: k.GetCrv(), X: k.GetX(), Kid: k.GetKid(), Use: k.GetUse(), Alg: k.GetAlg()})
+		}
+		return set, nil
+	})
+	s.verifier = authn.NewVerifier(keys, cfg.Authtoken.Issuer, cfg.Authtoken.Audience)
+	if s.grpc, err = server.New(server.Options{Logger: log, Verifier: s.verifier, AdminToken: cfg.AdminToken}); err != nil {
+		return nil, err
+	}
+	if s.runs("authtoken") {
+		if err := startAuthtoken(ctx, s); err != nil {
+			return nil, err
+		}
+	}
+	if s.runs("gateway") {
+		if err := startGateway(ctx, s, authtokenConn); err != nil {
+			return nil, err
+		}
+	}
+	go func() { s.errs <- s.grpc.Serve(s.grpcLis) }()
+	if s.http != nil {
+		go func() {
+			if err := s.http.Serve(s.httpLis); !errors.Is(err, http.ErrServerClosed) {
+				s.errs <- err
+			}
+		}()
+	}
+	log.InfoContext(ctx, "puente started", "services", strings.Join(services, ","), "grpc", s.GRPCAddr(), "http", s.HTTPAddr())
+	return s, nil
+}
+
+func (s *Suite) runs(name string) bool { return slices.Contains(s.services, name) }
+
+// dial returns a client connection to a service: addr, or this process's own gRPC server when the
+// service runs here and addr is empty.
+func (s *Suite) dial(addr, service string) (*grpc.ClientConn, error) {
+	if addr == "" {
+		if !s.runs(service) {
+			return nil, fmt.Errorf("PUENTE_%s_ADDR must be set when %s does not run in this process", strings.ToUpper(service), service)
+		}
+		_, port, _ := net.SplitHostPort(s.grpcLis.Addr().String())
+		addr = net.JoinHostPort("127.0.0.1", port)
+	}
+	conn, err := grpc.NewClient(addr,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithStatsHandler(otelgrpc.NewClientHandler()),
+		// Pods behind a headless Service: balance calls over all of them, not one HTTP/2 connection.
+		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig": [{"round_robin":{}}]}`),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s at %s: %w", service, addr, err)
+	}
+	s.conns = append(s.conns, conn)
+	return conn, nil
+}
+
+// Wait blocks until a server fails or ctx ends.
+func (s *Suite) Wait(ctx context.Context) error {
+	select {
+	case err := <-s.errs:
+		return err
+	case <-ctx.Done():
+		return nil
+	}
+}
+
+// Shutdown drains: health goes NOT_SERVING, REST stops taking requests and finishes those in
+// flight, then gRPC does, then connections and pools close. ctx bounds the whole drain.
+func (s *Suite) Shutdown(ctx context.Context) {
+	s.grpc.Drain()
+	if s.http != nil {
+		if err := s.http.Shutdown(ctx); err != nil {
+			s.log.Warn("http drain incomplete", "err", err)
+		}
+	}
+	s.grpc.Shutdown(ctx)
+	s.close()
+}
+
+func (s *Suite) close() {
+	s.once.Do(func() {
+		for _, c := range s.conns {
+			c.Close()
+		}
+		for i := len(s.closers) - 1; i >= 0; i-- {
+			s.closers[i]()
+		}
+		if s.grpc == nil && s.grpcLis != nil {
+			s.grpcLis.Close()
+		}
+	})
+}
