@@ -50,10 +50,10 @@ func (f *fakeJWKS) fetch(ctx context.Context) (authn.JWKS, error) {
 }
 
 // seen returns what the last fetch observed of its context.
-func (f *fakeJWKS) seen() (ctxErr error, value any) {
+func (f *fakeJWKS) seen() (value any, ctxErr error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.ctxErr, f.ctxValue
+	return f.ctxValue, f.ctxErr
 }
 
 func (f *fakeJWKS) serve(set authn.JWKS, err error) {
@@ -244,7 +244,7 @@ func TestCache(t *testing.T) {
 
 				require.NoError(t, gotErr)
 				require.True(t, e.pub["k1"].Equal(got))
-				ctxErr, _ := e.fake.seen()
+				_, ctxErr := e.fake.seen()
 				require.NoError(t, ctxErr, "the fetch's context was not cancelled")
 				e.requireCalls(t, 1)
 			},
@@ -261,7 +261,7 @@ func TestCache(t *testing.T) {
 
 				release()
 				synctest.Wait()
-				ctxErr, _ := e.fake.seen()
+				_, ctxErr := e.fake.seen()
 				require.NoError(t, ctxErr)
 				e.requireKey(t, "k1")
 				e.requireCalls(t, 1)
@@ -273,7 +273,7 @@ func TestCache(t *testing.T) {
 				ctx := context.WithValue(context.Background(), ctxKey{}, "trace-123")
 				_, err := e.cache.Key(ctx, "k1")
 				require.NoError(t, err)
-				_, value := e.fake.seen()
+				value, _ := e.fake.seen()
 				require.Equal(t, "trace-123", value)
 			},
 		},

@@ -76,8 +76,7 @@ func (b *Box) Open(sealed, context []byte) ([]byte, error) {
 	if len(sealed) < 1 || len(sealed) < 1+int(sealed[0]) {
 		return nil, ErrOpen
 	}
-	id := string(sealed[1 : 1+sealed[0]])
-	aead, ok := b.aeads[id]
+	aead, ok := b.aeads[string(sealed[1:1+sealed[0]])]
 	rest := sealed[1+sealed[0]:]
 	if !ok || len(rest) < aead.NonceSize() {
 		return nil, ErrOpen

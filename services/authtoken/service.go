@@ -157,7 +157,7 @@ func (s *Service) authenticateClient(ctx context.Context, clientID, secret strin
 	if err != nil {
 		return APIKey{}, err
 	}
-	if k.RevokedAt != nil || subtleEqual(k.ClientID, clientID) == false {
+	if k.RevokedAt != nil || !subtleEqual(k.ClientID, clientID) {
 		return APIKey{}, ErrInvalidClient
 	}
 	return k, nil

@@ -48,11 +48,19 @@ func New(ctx context.Context, cfg Config, b Backends, v Verifier, log *slog.Logg
 	)
 	tokens := authtokenv1.NewTokenServiceClient(b.Authtoken)
 	for name, register := range map[string]func() error{
-		"TokenService":     func() error { return authtokenv1.RegisterTokenServiceHandlerClient(ctx, mux, tokens) },
-		"ClientService":    func() error { return authtokenv1.RegisterClientServiceHandlerClient(ctx, mux, authtokenv1.NewClientServiceClient(b.Authtoken)) },
-		"ApiKeyService":    func() error { return authtokenv1.RegisterApiKeyServiceHandlerClient(ctx, mux, authtokenv1.NewApiKeyServiceClient(b.Authtoken)) },
-		"UserService":      func() error { return authtokenv1.RegisterUserServiceHandlerClient(ctx, mux, authtokenv1.NewUserServiceClient(b.Authtoken)) },
-		"LinkTokenService": func() error { return authtokenv1.RegisterLinkTokenServiceHandlerClient(ctx, mux, authtokenv1.NewLinkTokenServiceClient(b.Authtoken)) },
+		"TokenService": func() error { return authtokenv1.RegisterTokenServiceHandlerClient(ctx, mux, tokens) },
+		"ClientService": func() error {
+			return authtokenv1.RegisterClientServiceHandlerClient(ctx, mux, authtokenv1.NewClientServiceClient(b.Authtoken))
+		},
+		"ApiKeyService": func() error {
+			return authtokenv1.RegisterApiKeyServiceHandlerClient(ctx, mux, authtokenv1.NewApiKeyServiceClient(b.Authtoken))
+		},
+		"UserService": func() error {
+			return authtokenv1.RegisterUserServiceHandlerClient(ctx, mux, authtokenv1.NewUserServiceClient(b.Authtoken))
+		},
+		"LinkTokenService": func() error {
+			return authtokenv1.RegisterLinkTokenServiceHandlerClient(ctx, mux, authtokenv1.NewLinkTokenServiceClient(b.Authtoken))
+		},
 	} {
 		if err := register(); err != nil {
 			return nil, fmt.Errorf("gateway: register %s: %w", name, err)

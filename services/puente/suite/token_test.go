@@ -174,7 +174,9 @@ func TestJWTAttacksAreRefusedByGatewayAndServices(t *testing.T) {
 		{"signed by another key under the real kid", forgedByOtherKey},
 		{"wrong audience", sign(func(c *authn.Claims) { c.Audience = []string{"someone-else"} })},
 		{"wrong issuer", sign(func(c *authn.Claims) { c.Issuer = "https://evil.example" })},
-		{"expired", sign(func(c *authn.Claims) { c.IssuedAt, c.NotBefore, c.ExpiresAt = time.Now().Add(-time.Hour), time.Now().Add(-time.Hour), time.Now().Add(-time.Minute) })},
+		{"expired", sign(func(c *authn.Claims) {
+			c.IssuedAt, c.NotBefore, c.ExpiresAt = time.Now().Add(-time.Hour), time.Now().Add(-time.Hour), time.Now().Add(-time.Minute)
+		})},
 		{"not yet valid", sign(func(c *authn.Claims) { c.NotBefore = time.Now().Add(10 * time.Minute) })},
 		{"payload swapped under a real signature", strings.Split(control, ".")[0] + "." + enc.EncodeToString([]byte(strings.Replace(string(payload), c.ID, "cli_01JD0000000000000000000000", 1))) + "." + strings.Split(control, ".")[2]},
 		{"a scope that is not Puente's", sign(func(c *authn.Claims) { c.Scope = "admin" })},
