@@ -27,8 +27,8 @@ test/go: ## Go tests of every module, sharing one ephemeral Postgres cluster.
 	go run puente.dev/pkg/cmd/withpostgres -- go test $(GO_TEST_FLAGS) $(PKGS)
 
 .PHONY: bench
-bench: ## Benchmarks with their baselines (token issue, verification, REST vs gRPC).
-	go run puente.dev/pkg/cmd/withpostgres -- go test -run='^$$' -bench=. -benchmem -count=1 -timeout=20m $(PKGS)
+bench: ## Benchmarks beside their baselines, with the ratios (token issue, verification, REST vs gRPC).
+	go run puente.dev/pkg/cmd/withpostgres -- go test -run='^$$' -bench=. -benchmem -count=1 -timeout=20m puente.dev/services/puente/suite | tools/benchratio
 
 .PHONY: lint
 lint: ## go vet, staticcheck, gofmt, buf lint/format/breaking.

@@ -64,6 +64,13 @@ type bundle struct {
 
 func setup(t testing.TB) *bundle {
 	t.Helper()
+	return setupLogging(t, nil, slog.LevelDebug)
+}
+
+// setupLogging is setup with logs at level into w (nil: captured in bundle.logs). Benchmarks log
+// at info, as production does.
+func setupLogging(t testing.TB, w io.Writer, level slog.Level) *bundle {
+	t.Helper()
 	ctx := context.Background()
 	hashKey := make([]byte, 32)
 	rand.Read(hashKey)
@@ -84,7 +91,10 @@ func setup(t testing.TB) *bundle {
 		},
 	}
 	b.cfg.Gateway.AllowedOrigins = []string{"https://app.example"}
-	log := telemetry.NewLogger(b.logs, slog.LevelDebug, false)
+	if w == nil {
+		w = b.logs
+	}
+	log := telemetry.NewLogger(w, level, false)
 	s, err := suite.Start(ctx, b.cfg, suite.Names, log)
 	require.NoError(t, err)
 	b.suite = s

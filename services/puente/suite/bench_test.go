@@ -1,0 +1,145 @@
+package suite_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"io"
+	"log/slog"
+	"net/http"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	authtokenv1 "puente.dev/gen/go/puente/authtoken/v1"
+	"puente.dev/pkg/authn"
+)
+
+// The benchmarks run in pairs, each beside its baseline in the same process (make bench prints
+// the ratios): token issue against a bare Ed25519 signature and a bare primary-key select;
+// verification against a bare Ed25519 verify; REST through the gateway against the same call
+// over gRPC. All run in parallel (GOMAXPROCS goroutines), with info-level logging as in
+// production.
+
+func benchSetup(b *testing.B) (*bundle, client, string) {
+	bd := setupLogging(b, io.Discard, slog.LevelInfo)
+	c := bd.newClient("bench")
+	return bd, c, bd.newUser(c, "bench-user")
+}
+
+func BenchmarkBaselineEd25519Sign(b *testing.B) {
+	_, priv, _ := ed25519.GenerateKey(nil)
+	msg := make([]byte, 300) // about the size of a token's signing input
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			ed25519.Sign(priv, msg)
+		}
+	})
+}
+
+func BenchmarkBaselineEd25519Verify(b *testing.B) {
+	pub, priv, _ := ed25519.GenerateKey(nil)
+	msg := make([]byte, 300)
+	sig := ed25519.Sign(priv, msg)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if !ed25519.Verify(pub, msg, sig) {
+				b.Fatal("verify failed")
+			}
+		}
+	})
+}
+
+func BenchmarkBaselinePrimaryKeySelect(b *testing.B) {
+	bd, _, user := benchSetup(b)
+	pool, err := pgxpool.New(context.Background(), bd.cfg.DatabaseURL)
+	require.NoError(b, err)
+	defer pool.Close()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		var id, ref string
+		for pb.Next() {
+			if err := pool.QueryRow(context.Background(), `SELECT id, external_ref FROM authtoken.users WHERE id = $1`, user).Scan(&id, &ref); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+func BenchmarkTokenIssueGRPC(b *testing.B) {
+	bd, c, _ := benchSetup(b)
+	tokens := authtokenv1.NewTokenServiceClient(bd.conn)
+	req := &authtokenv1.CreateTokenRequest{GrantType: "client_credentials", ClientId: c.ID, ClientSecret: c.Secret}
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := tokens.CreateToken(context.Background(), req); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkTokenVerify is the interceptor's check: the suite's verifier over its JWKS cache.
+func BenchmarkTokenVerify(b *testing.B) {
+	bd, c, _ := benchSetup(b)
+	tokens := authtokenv1.NewTokenServiceClient(bd.conn)
+	keys := authn.NewCache(func(ctx context.Context) (authn.JWKS, error) {
+		resp, err := tokens.GetJwks(ctx, &authtokenv1.GetJwksRequest{})
+		if err != nil {
+			return authn.JWKS{}, err
+		}
+		var set authn.JWKS
+		for _, k := range resp.GetKeys() {
+			set.Keys = append(set.Keys, authn.JWK{Kty: k.GetKty(), Crv: k.GetCrv(), X: k.GetX(), Kid: k.GetKid(), Use: k.GetUse(), Alg: k.GetAlg()})
+		}
+		return set, nil
+	})
+	v := authn.NewVerifier(keys, bd.cfg.Authtoken.Issuer, bd.cfg.Authtoken.Audience)
+	_, err := v.Verify(context.Background(), c.Token)
+	require.NoError(b, err)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := v.Verify(context.Background(), c.Token); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+func BenchmarkGetUserGRPC(b *testing.B) {
+	bd, c, user := benchSetup(b)
+	users := authtokenv1.NewUserServiceClient(bd.conn)
+	ctx := bearerCtx(c.Token)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := users.GetUser(ctx, &authtokenv1.GetUserRequest{Id: user}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+func BenchmarkGetUserREST(b *testing.B) {
+	bd, c, user := benchSetup(b)
+	httpClient := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	url := bd.rest + "/v1/users/" + user
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			req, _ := http.NewRequest(http.MethodGet, url, nil)
+			req.Header.Set("Authorization", "Bearer "+c.Token)
+			resp, err := httpClient.Do(req)
+			if err != nil {
+				b.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				b.Fatalf("status %d", resp.StatusCode)
+			}
+		}
+	})
+}
