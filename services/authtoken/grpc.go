@@ -101,11 +101,13 @@ func (g *GRPC) GetJwks(ctx context.Context, _ *authtokenv1.GetJwksRequest) (*aut
 }
 
 func (g *GRPC) CreateTaskToken(ctx context.Context, req *authtokenv1.CreateTaskTokenRequest) (*authtokenv1.CreateTaskTokenResponse, error) {
-	token, exp, err := g.svc.CreateTaskToken(ctx, caller.From(ctx).ClientID, req.GetUserId(), req.GetConsentId(), time.Duration(req.GetTtlSeconds())*time.Second)
-	if err != nil {
-		return nil, err
-	}
-	return &authtokenv1.CreateTaskTokenResponse{TaskToken: token, ExpireTime: timestamppb.New(exp)}, nil
+	return idempotent(ctx, g, "CreateTaskToken", req.GetRequestId(), req, func(s *Service) (*authtokenv1.CreateTaskTokenResponse, error) {
+		token, exp, err := s.CreateTaskToken(ctx, caller.From(ctx).ClientID, req.GetUserId(), req.GetConsentId(), time.Duration(req.GetTtlSeconds())*time.Second)
+		if err != nil {
+			return nil, err
+		}
+		return &authtokenv1.CreateTaskTokenResponse{TaskToken: token, ExpireTime: timestamppb.New(exp)}, nil
+	})
 }
 
 func (g *GRPC) RotateSigningKey(ctx context.Context, _ *authtokenv1.RotateSigningKeyRequest) (*authtokenv1.RotateSigningKeyResponse, error) {

@@ -75,7 +75,17 @@ func New(ctx context.Context, cfg Config, b Backends, v Verifier, log *slog.Logg
 		w.Write(openapi.JSON)
 	})
 	root.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
-	return accessLog(log, cors(cfg.AllowedOrigins, cacheControl(root))), nil
+	return accessLog(log, cors(cfg.AllowedOrigins, cacheControl(limitBody(root)))), nil
+}
+
+// maxBody bounds a request body; the API takes nothing larger.
+const maxBody = 1 << 20
+
+func limitBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		next.ServeHTTP(w, r)
+	})
 }
 
 // headerMatcher forwards the request id; grpc-gateway forwards Authorization itself.

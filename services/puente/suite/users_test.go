@@ -232,3 +232,12 @@ func TestCORSAllowsOnlyConfiguredOrigins(t *testing.T) {
 	evil := b.do(http.MethodOptions, "/v1/users", "", nil, "Origin", "https://evil.example", "Access-Control-Request-Method", "POST")
 	require.Empty(t, evil.Header.Get("Access-Control-Allow-Origin"))
 }
+
+func TestOversizedBodiesAreRefusedBeforeParsing(t *testing.T) {
+	b := setup(t)
+	c := b.newClient("acme")
+	huge := `{"external_ref":"` + strings.Repeat("a", 2<<20) + `","kind":"USER_KIND_NATURAL"}`
+	r := b.do(http.MethodPost, "/v1/users", c.Token, huge)
+	require.Equal(t, http.StatusBadRequest, r.Status, r.Raw)
+	require.Contains(t, r.Raw, "too large")
+}

@@ -356,7 +356,8 @@ type CreateTaskTokenRequest struct {
 	// Optional: narrows the token to one consent. Checked by the consent service when it reads.
 	ConsentId string `protobuf:"bytes,2,opt,name=consent_id,json=consentId,proto3" json:"consent_id,omitempty"`
 	// Lifetime in seconds, 60 to 3600; 900 when zero.
-	TtlSeconds    int32 `protobuf:"varint,3,opt,name=ttl_seconds,json=ttlSeconds,proto3" json:"ttl_seconds,omitempty"`
+	TtlSeconds    int32  `protobuf:"varint,3,opt,name=ttl_seconds,json=ttlSeconds,proto3" json:"ttl_seconds,omitempty"`
+	RequestId     string `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -410,6 +411,13 @@ func (x *CreateTaskTokenRequest) GetTtlSeconds() int32 {
 		return x.TtlSeconds
 	}
 	return 0
+}
+
+func (x *CreateTaskTokenRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
 }
 
 type CreateTaskTokenResponse struct {
@@ -583,14 +591,16 @@ const file_puente_authtoken_v1_token_proto_rawDesc = "" +
 	"\x01x\x18\x03 \x01(\tR\x01x\x12\x10\n" +
 	"\x03kid\x18\x04 \x01(\tR\x03kid\x12\x10\n" +
 	"\x03use\x18\x05 \x01(\tR\x03use\x12\x10\n" +
-	"\x03alg\x18\x06 \x01(\tR\x03alg\"\xc3\x02\n" +
+	"\x03alg\x18\x06 \x01(\tR\x03alg\"\xec\x02\n" +
 	"\x16CreateTaskTokenRequest\x12<\n" +
 	"\auser_id\x18\x01 \x01(\tB#\xbaH r\x1e2\x1c^usr_[0-9A-HJKMNP-TV-Z]{26}$R\x06userId\x12E\n" +
 	"\n" +
 	"consent_id\x18\x02 \x01(\tB&\xbaH#r!2\x1f^(cns_[0-9A-HJKMNP-TV-Z]{26})?$R\tconsentId\x12+\n" +
 	"\vttl_seconds\x18\x03 \x01(\x05B\n" +
 	"\xbaH\a\x1a\x05\x18\x90\x1c(\x00R\n" +
-	"ttlSeconds:w\xbaHt\x1ar\n" +
+	"ttlSeconds\x12'\n" +
+	"\n" +
+	"request_id\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\trequestId:w\xbaHt\x1ar\n" +
 	"\x11ttl_seconds.range\x12,ttl_seconds must be 0 or between 60 and 3600\x1a/this.ttl_seconds == 0 || this.ttl_seconds >= 60\"z\n" +
 	"\x17CreateTaskTokenResponse\x12\"\n" +
 	"\n" +
