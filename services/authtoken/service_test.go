@@ -541,7 +541,7 @@ func TestCreateUser(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tc.user.ExternalRef = "ref-" + string(rune('a'+i))
+			tc.user.ExternalRef = "ref-" + strconv.Itoa(i)
 			u, err := b.svc.CreateUser(b.ctx, c.ID, tc.user)
 			if tc.wantField != "" {
 				e := requireInvalid(t, err, tc.wantField)
