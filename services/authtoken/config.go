@@ -25,6 +25,8 @@ type Config struct {
 	// KeyPublishLead is how long a new signing key is published before it signs, so that every
 	// verifier's JWKS cache has it by then.
 	KeyPublishLead time.Duration `env:"PUENTE_SIGNING_KEY_LEAD" default:"15m"`
+	// KeyRotation is the age at which the signing key is rotated on its own; 0 turns that off.
+	KeyRotation time.Duration `env:"PUENTE_SIGNING_KEY_ROTATION" default:"720h"`
 	// HashKey (base64, 32 bytes) keys the HMAC under which API key, refresh and link token secrets
 	// are stored.
 	HashKey string `env:"PUENTE_HASH_KEY"`
@@ -45,6 +47,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("PUENTE_REFRESH_TOKEN_TTL must be at least 1h")
 	case c.KeyPublishLead < 0:
 		return fmt.Errorf("PUENTE_SIGNING_KEY_LEAD must not be negative")
+	case c.KeyRotation != 0 && c.KeyRotation < time.Hour:
+		return fmt.Errorf("PUENTE_SIGNING_KEY_ROTATION must be 0 (off) or at least 1h")
 	case c.EncryptionKeys == "":
 		return errors.New("PUENTE_ENCRYPTION_KEYS must be set")
 	}

@@ -211,6 +211,7 @@ func (s *Service) CreateTaskToken(ctx context.Context, clientID, userID, consent
 	if ttl == 0 {
 		ttl = 15 * time.Minute
 	}
+	ttl = min(ttl, MaxTokenTTL)
 	now := s.now().UTC()
 	token, err := s.sign(ctx, authn.Claims{Subject: clientID, Scope: authn.ScopeTask, UserID: userID, ConsentID: consentID}, now, ttl)
 	return token, now.Add(ttl), err
@@ -409,6 +410,24 @@ func (s *Service) RotateSigningKey(ctx context.Context) (SigningKey, error) {
 	}
 	s.log.InfoContext(ctx, "signing key rotation", "kid", out.ID, "activate_at", out.ActivateAt)
 	return out, nil
+}
+
+// RotateIfDue rotates the signing key when the newest one is older than the configured rotation
+// age. Replicas may all call it: a key already pending stands for the rotation.
+func (s *Service) RotateIfDue(ctx context.Context) error {
+	if s.cfg.KeyRotation == 0 {
+		return nil
+	}
+	now := s.now().UTC()
+	keys, err := s.store.SigningKeys(ctx, now)
+	if err != nil {
+		return fmt.Errorf("load signing keys: %w", err)
+	}
+	if len(keys) > 0 && now.Sub(keys[0].CreatedAt) < s.cfg.KeyRotation {
+		return nil
+	}
+	_, err = s.RotateSigningKey(ctx)
+	return err
 }
 
 func (s *Service) newSigningKey(now time.Time, lead time.Duration) (SigningKey, error) {

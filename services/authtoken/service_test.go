@@ -83,6 +83,12 @@ func testConfig(t testing.TB) authtoken.Config {
 
 func setup(t testing.TB) bundle {
 	t.Helper()
+	return setupWith(t, func(*authtoken.Config) {})
+}
+
+// setupWith is setup with the configuration changed by edit.
+func setupWith(t testing.TB, edit func(*authtoken.Config)) bundle {
+	t.Helper()
 	ctx := t.Context()
 	url := pgtest.NewDatabase(t)
 	require.NoError(t, authtokenpg.Migrate(ctx, url))
@@ -91,6 +97,7 @@ func setup(t testing.TB) bundle {
 	t.Cleanup(pool.Close)
 
 	cfg := testConfig(t)
+	edit(&cfg)
 	svc, err := authtoken.NewService(authtokenpg.New(pool), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	require.NoError(t, err)
 	clk := &clock{now: time.Now().UTC().Truncate(time.Second)}

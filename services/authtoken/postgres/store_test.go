@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"puente.dev/pkg/ids"
@@ -29,6 +30,7 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 type bundle struct {
 	ctx   context.Context
 	url   string // superuser URL of the test's database
+	pool  *pgxpool.Pool
 	store *authtokenpg.Store
 	now   time.Time // a base time, at the database's (microsecond) precision
 }
@@ -43,7 +45,7 @@ func setup(t testing.TB) bundle {
 	pool, err := postgres.Open(ctx, withPoolSize(t, dbURL, 32), authtokenpg.Schema)
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
-	return bundle{ctx: ctx, url: dbURL, store: authtokenpg.New(pool), now: time.Now().UTC().Truncate(time.Microsecond)}
+	return bundle{ctx: ctx, url: dbURL, pool: pool, store: authtokenpg.New(pool), now: time.Now().UTC().Truncate(time.Microsecond)}
 }
 
 func withPoolSize(t testing.TB, raw string, n int) string {
@@ -148,6 +150,21 @@ func superuser(t testing.TB, ctx context.Context, dbURL string) *pgx.Conn {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Close(context.Background()) })
 	return conn
+}
+
+// warm opens n pooled connections up front, so that concurrent callers meet in the database
+// instead of queueing on connection set-up.
+func warm(t testing.TB, b bundle, n int) {
+	t.Helper()
+	conns := make([]*pgxpool.Conn, n)
+	for i := range conns {
+		c, err := b.pool.Acquire(b.ctx)
+		require.NoError(t, err)
+		conns[i] = c
+	}
+	for _, c := range conns {
+		c.Release()
+	}
 }
 
 // concurrently runs fn n times, every call released at the same moment, and waits for all.
@@ -362,6 +379,7 @@ func TestStoreExchangeLinkToken(t *testing.T) {
 		c, _ := newClient(t, b)
 		l := newLinkToken(t, b, newUser(t, b, c.ID, "ref"), 30*time.Minute)
 
+		warm(t, b, 32)
 		var ok atomic.Int32
 		errs := make([]error, 64)
 		concurrently(len(errs), func(i int) {
@@ -595,6 +613,7 @@ func TestStoreIdempotent(t *testing.T) {
 	t.Run("16 concurrent identical calls run create once and all get its response", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
+		warm(t, b, 16)
 		var runs atomic.Int32
 		resps := make([][]byte, 16)
 		errs := make([]error, 16)
@@ -734,6 +753,7 @@ func TestStoreAddSigningKey(t *testing.T) {
 		for i := range candidates {
 			candidates[i] = signingKey(t, at, at.Add(15*time.Minute))
 		}
+		warm(t, b, 8)
 		got := make([]authtoken.SigningKey, 8)
 		errs := make([]error, 8)
 		concurrently(8, func(i int) {
@@ -761,6 +781,7 @@ func TestStoreAddSigningKey(t *testing.T) {
 		for i := range candidates {
 			candidates[i] = signingKey(t, b.now, b.now)
 		}
+		warm(t, b, 8)
 		got := make([]authtoken.SigningKey, 8)
 		errs := make([]error, 8)
 		concurrently(8, func(i int) {

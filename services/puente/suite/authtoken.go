@@ -3,6 +3,7 @@ package suite
 import (
 	"context"
 	"fmt"
+	"time"
 
 	authtokenv1 "puente.dev/gen/go/puente/authtoken/v1"
 	"puente.dev/pkg/postgres"
@@ -30,6 +31,20 @@ func startAuthtoken(ctx context.Context, s *Suite) error {
 	if err := svc.EnsureSigningKey(ctx); err != nil {
 		return fmt.Errorf("authtoken: first signing key: %w", err)
 	}
+	s.background(func(ctx context.Context) {
+		tick := time.NewTicker(time.Hour)
+		defer tick.Stop()
+		for {
+			if err := svc.RotateIfDue(ctx); err != nil && ctx.Err() == nil {
+				s.log.ErrorContext(ctx, "signing key rotation", "err", err)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	})
 	g := authtoken.NewGRPC(svc)
 	authtokenv1.RegisterTokenServiceServer(s.grpc.GRPC, g)
 	authtokenv1.RegisterClientServiceServer(s.grpc.GRPC, g)

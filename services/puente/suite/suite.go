@@ -84,6 +84,15 @@ type Suite struct {
 
 	errs chan error
 	once sync.Once
+
+	stopBackground context.CancelFunc
+	backgroundCtx  context.Context
+	workers        sync.WaitGroup
+}
+
+// background runs fn until the suite shuts down.
+func (s *Suite) background(fn func(ctx context.Context)) {
+	s.workers.Go(func() { fn(s.backgroundCtx) })
 }
 
 // GRPCAddr is the address the gRPC server listens on.
@@ -100,6 +109,7 @@ func (s *Suite) HTTPAddr() string {
 // Start migrates (when configured), wires and serves the selected services.
 func Start(ctx context.Context, cfg Config, services []string, log *slog.Logger) (_ *Suite, err error) {
 	s := &Suite{cfg: cfg, services: services, log: log, errs: make(chan error, 2)}
+	s.backgroundCtx, s.stopBackground = context.WithCancel(context.WithoutCancel(ctx))
 	defer func() {
 		if err != nil {
 			s.close()
@@ -191,7 +201,8 @@ func (s *Suite) Wait(ctx context.Context) error {
 }
 
 // Shutdown drains: health goes NOT_SERVING, REST stops taking requests and finishes those in
-// flight, then gRPC does, then connections and pools close. ctx bounds the whole drain.
+// flight, then gRPC does, then background work stops, then connections and pools close. ctx
+// bounds the whole drain.
 func (s *Suite) Shutdown(ctx context.Context) {
 	s.grpc.Drain()
 	if s.http != nil {
@@ -205,6 +216,8 @@ func (s *Suite) Shutdown(ctx context.Context) {
 
 func (s *Suite) close() {
 	s.once.Do(func() {
+		s.stopBackground()
+		s.workers.Wait()
 		for _, c := range s.conns {
 			c.Close()
 		}
