@@ -91,8 +91,9 @@ func KindOf(err error) Kind {
 // logged in full by the caller of Status).
 func Status(err error) (st *status.Status, internal bool) {
 	if s, ok := status.FromError(err); ok && s.Code() != codes.Unknown {
-		// Already a status (a gRPC client call further down): pass it on as it is.
-		return s, false
+		// A status from a gRPC call further down: its own errors pass on, anything else
+		// (a transport error naming hosts and ports) is masked.
+		return Public(s)
 	}
 	var e *Error
 	switch {
@@ -126,4 +127,39 @@ func Status(err error) (st *status.Status, internal bool) {
 		}
 	}
 	return st, e.Kind == Internal
+}
+
+// Public returns st if it is one of Puente's own errors (it carries Puente's ErrorInfo, or
+// names bad fields), and otherwise a status of the same code with a fixed message, reporting
+// that st must be logged rather than shown: a transport error's text names hosts and ports.
+func Public(st *status.Status) (public *status.Status, masked bool) {
+	if st.Code() == codes.OK {
+		return st, false
+	}
+	for _, d := range st.Details() {
+		switch d := d.(type) {
+		case *errdetails.ErrorInfo:
+			if d.GetDomain() == Domain {
+				return st, false
+			}
+		case *errdetails.BadRequest:
+			return st, false
+		}
+	}
+	msg, ok := fixedMessages[st.Code()]
+	if !ok {
+		msg = "internal error"
+	}
+	return status.New(st.Code(), msg), true
+}
+
+var fixedMessages = map[codes.Code]string{
+	codes.Canceled:          "request canceled",
+	codes.DeadlineExceeded:  "deadline exceeded",
+	codes.Unavailable:       "service unavailable; retry",
+	codes.ResourceExhausted: "too many requests; retry later",
+	codes.Unauthenticated:   "unauthenticated",
+	codes.PermissionDenied:  "permission denied",
+	codes.NotFound:          "not found",
+	codes.Unimplemented:     "not implemented",
 }

@@ -67,7 +67,10 @@ func New(o Options) (*Server, error) {
 			validate.stream,
 		),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-		grpc.MaxRecvMsgSize(8<<20),
+		// Puente's largest request is a few KiB; bound what a caller can make us parse.
+		grpc.MaxRecvMsgSize(1<<20),
+		grpc.MaxHeaderListSize(64<<10),
+		grpc.MaxConcurrentStreams(1000),
 	)
 	h := health.NewServer()
 	healthpb.RegisterHealthServer(s, h)

@@ -133,6 +133,10 @@ type Store interface {
 	// instead; when adding, every older key gets publishUntil. first is true when no key existed.
 	AddSigningKey(ctx context.Context, k SigningKey, publishUntil time.Time, onlyIfNone bool) (SigningKey, error)
 
+	// DeleteExpired removes what can no longer be used: refresh-token families past their end,
+	// link tokens a day after expiry, request ids a day after first use. It returns the count.
+	DeleteExpired(ctx context.Context, at time.Time) (int64, error)
+
 	// Idempotent runs create at most once per (scope, requestID): a repeat with the same
 	// fingerprint returns the first response; another fingerprint is ErrRequestIDReused. create
 	// runs in the transaction that records the response, with a Store bound to it.

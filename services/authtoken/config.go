@@ -45,8 +45,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("PUENTE_WIDGET_SESSION_TTL must be between 1s and %s", MaxTokenTTL)
 	case c.RefreshFamilyTTL < time.Hour:
 		return fmt.Errorf("PUENTE_REFRESH_TOKEN_TTL must be at least 1h")
-	case c.KeyPublishLead < 0:
-		return fmt.Errorf("PUENTE_SIGNING_KEY_LEAD must not be negative")
+	case c.KeyPublishLead < 6*time.Minute:
+		// Verifiers cache the JWKS for up to 5 minutes: a key must be published longer than
+		// that before it signs.
+		return fmt.Errorf("PUENTE_SIGNING_KEY_LEAD must be at least 6m")
 	case c.KeyRotation != 0 && c.KeyRotation < time.Hour:
 		return fmt.Errorf("PUENTE_SIGNING_KEY_ROTATION must be 0 (off) or at least 1h")
 	case c.EncryptionKeys == "":

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"fmt"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -34,11 +35,16 @@ func NewGRPC(svc *Service) *GRPC { return &GRPC{svc: svc} }
 // first response to repeats.
 func idempotent[T proto.Message](ctx context.Context, g *GRPC, method, requestID string, req proto.Message, create func(*Service) (T, error)) (T, error) {
 	var zero T
-	scope := caller.From(ctx).ClientID
-	if scope == "" {
-		scope = "admin"
+	p := caller.From(ctx)
+	var scope string
+	switch {
+	case p.Kind == apiv1.Principal_PRINCIPAL_ADMIN:
+		scope = "admin:" + method
+	case p.ClientID != "":
+		scope = p.ClientID + ":" + method
+	default:
+		return zero, fmt.Errorf("idempotent %s: no client to scope request_id to", method)
 	}
-	scope += ":" + method
 	fingerprint := fingerprintOf(req)
 	raw, err := g.svc.Idempotent(ctx, scope, requestID, fingerprint, func(s *Service) ([]byte, error) {
 		resp, err := create(s)

@@ -172,6 +172,10 @@ func (s *Service) ClientCredentials(ctx context.Context, clientID, secret string
 		return Grant{}, err
 	}
 	now := s.now().UTC()
+	access, err := s.accessToken(ctx, k.ClientID, now)
+	if err != nil {
+		return Grant{}, err
+	}
 	refresh := newSecret("prt_")
 	if err := s.store.CreateRefreshToken(ctx, RefreshToken{
 		Hash: s.hash(refresh), FamilyID: ids.New("rtf"), ClientID: k.ClientID, APIKeyID: k.ID,
@@ -179,28 +183,33 @@ func (s *Service) ClientCredentials(ctx context.Context, clientID, secret string
 	}); err != nil {
 		return Grant{}, err
 	}
-	return s.grant(ctx, k.ClientID, refresh, now)
+	return Grant{AccessToken: access, ExpiresIn: s.cfg.AccessTokenTTL, RefreshToken: refresh}, nil
 }
 
-// Refresh rotates a refresh token. The client authenticates too (RFC 6749 §6).
+// Refresh rotates a refresh token. The client authenticates too (RFC 6749 §6). The new access
+// token is signed before the old refresh token is spent, so no failure after the spend can
+// leave the client with neither.
 func (s *Service) Refresh(ctx context.Context, clientID, secret, refreshToken string) (Grant, error) {
+	if refreshToken == "" {
+		return Grant{}, apierr.Invalid("refresh_token", "is required when grant_type is refresh_token")
+	}
 	if _, err := s.authenticateClient(ctx, clientID, secret); err != nil {
 		return Grant{}, err
 	}
 	now := s.now().UTC()
+	access, err := s.accessToken(ctx, clientID, now)
+	if err != nil {
+		return Grant{}, err
+	}
 	next := newSecret("prt_")
 	if _, err := s.store.RotateRefreshToken(ctx, s.hash(refreshToken), clientID, RefreshToken{Hash: s.hash(next), CreatedAt: now}); err != nil {
 		return Grant{}, err
 	}
-	return s.grant(ctx, clientID, next, now)
+	return Grant{AccessToken: access, ExpiresIn: s.cfg.AccessTokenTTL, RefreshToken: next}, nil
 }
 
-func (s *Service) grant(ctx context.Context, clientID, refresh string, now time.Time) (Grant, error) {
-	token, err := s.sign(ctx, authn.Claims{Subject: clientID, Scope: authn.ScopeClient}, now, s.cfg.AccessTokenTTL)
-	if err != nil {
-		return Grant{}, err
-	}
-	return Grant{AccessToken: token, ExpiresIn: s.cfg.AccessTokenTTL, RefreshToken: refresh}, nil
+func (s *Service) accessToken(ctx context.Context, clientID string, now time.Time) (string, error) {
+	return s.sign(ctx, authn.Claims{Subject: clientID, Scope: authn.ScopeClient}, now, s.cfg.AccessTokenTTL)
 }
 
 // CreateTaskToken signs a token for one user of the client (and optionally one consent).
@@ -222,6 +231,10 @@ func (s *Service) sign(ctx context.Context, c authn.Claims, now time.Time, ttl t
 	if err != nil {
 		return "", err
 	}
+	return s.signWith(key, c, now, ttl)
+}
+
+func (s *Service) signWith(key authn.SigningKey, c authn.Claims, now time.Time, ttl time.Duration) (string, error) {
 	c.Issuer, c.Audience, c.ID = s.cfg.Issuer, []string{s.cfg.Audience}, ids.New("jti")
 	c.IssuedAt, c.NotBefore, c.ExpiresAt = now, now, now.Add(min(ttl, MaxTokenTTL))
 	return authn.Sign(key, c)
@@ -328,14 +341,20 @@ type WidgetSession struct {
 	Link      LinkToken
 }
 
-// ExchangeLinkToken spends a link token, exactly once, for a widget session.
+// ExchangeLinkToken spends a link token, exactly once, for a widget session. The signing key is
+// loaded before the token is spent, so nothing that can fail stands between the spend and the
+// session.
 func (s *Service) ExchangeLinkToken(ctx context.Context, token string) (WidgetSession, error) {
 	now := s.now().UTC()
+	key, err := s.signingKey(ctx, now)
+	if err != nil {
+		return WidgetSession{}, err
+	}
 	t, err := s.store.ExchangeLinkToken(ctx, s.hash(token), now)
 	if err != nil {
 		return WidgetSession{}, err
 	}
-	session, err := s.sign(ctx, authn.Claims{
+	session, err := s.signWith(key, authn.Claims{
 		Subject: t.ClientID, Scope: authn.ScopeWidget, UserID: t.UserID, LinkID: t.ID, Products: t.Products,
 	}, now, s.cfg.WidgetSessionTTL)
 	if err != nil {
@@ -410,6 +429,19 @@ func (s *Service) RotateSigningKey(ctx context.Context) (SigningKey, error) {
 	}
 	s.log.InfoContext(ctx, "signing key rotation", "kid", out.ID, "activate_at", out.ActivateAt)
 	return out, nil
+}
+
+// Housekeep is the service's periodic work: rotate the signing key when due, and delete rows
+// that can no longer be used.
+func (s *Service) Housekeep(ctx context.Context) error {
+	if err := s.RotateIfDue(ctx); err != nil {
+		return err
+	}
+	n, err := s.store.DeleteExpired(ctx, s.now().UTC())
+	if n > 0 {
+		s.log.InfoContext(ctx, "deleted expired rows", "rows", n)
+	}
+	return err
 }
 
 // RotateIfDue rotates the signing key when the newest one is older than the configured rotation

@@ -14,22 +14,36 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"puente.dev/pkg/apierr"
 	"puente.dev/pkg/authn"
 )
 
 // Errors are rendered as {"code": <gRPC code number>, "message": ..., "details": [...]} with the
 // HTTP status of the gRPC code, Retry-After from RetryInfo, and WWW-Authenticate on 401.
 
-func errorHandler(ctx context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+// errorHandler renders a failed call. Only Puente's own errors keep their message; the gateway's
+// own parse errors are about the request body; anything else (a backend that cannot be reached)
+// gets a fixed message, and the original is logged.
+func (g *gateway) errorHandler(ctx context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+	writeError(w, r, g.public(ctx, err))
+}
+
+func (g *gateway) public(ctx context.Context, err error) *status.Status {
 	st, ok := status.FromError(err)
 	if !ok {
-		st = status.New(codes.Internal, "internal error")
+		g.log.ErrorContext(ctx, "gateway error", "err", err)
+		return status.New(codes.Internal, "internal error")
 	}
-	if st.Code() == codes.InvalidArgument && st.Message() != "" && len(st.Details()) == 0 {
-		// grpc-gateway's own parse errors (a malformed body): keep them, but name the body.
-		st = status.New(codes.InvalidArgument, "request body: "+st.Message())
+	if st.Code() == codes.InvalidArgument && len(st.Details()) == 0 {
+		// grpc-gateway's own parse errors (a malformed body; the services' validation errors
+		// always carry details): keep them, but name the body.
+		return status.New(codes.InvalidArgument, "request body: "+st.Message())
 	}
-	writeError(w, r, st)
+	public, masked := apierr.Public(st)
+	if masked {
+		g.log.WarnContext(ctx, "backend error", "code", st.Code().String(), "err", st.Message())
+	}
+	return public
 }
 
 func routingErrorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, httpStatus int) {

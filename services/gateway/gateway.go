@@ -12,6 +12,8 @@ import (
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	authtokenv1 "puente.dev/gen/go/puente/authtoken/v1"
@@ -37,12 +39,13 @@ type Backends struct {
 
 // New returns the REST handler.
 func New(ctx context.Context, cfg Config, b Backends, v Verifier, log *slog.Logger) (http.Handler, error) {
+	g := &gateway{log: log}
 	mux := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
 			MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true},
 			UnmarshalOptions: protojson.UnmarshalOptions{},
 		}),
-		runtime.WithErrorHandler(errorHandler),
+		runtime.WithErrorHandler(g.errorHandler),
 		runtime.WithRoutingErrorHandler(routingErrorHandler),
 		runtime.WithIncomingHeaderMatcher(headerMatcher),
 	)
@@ -69,7 +72,7 @@ func New(ctx context.Context, cfg Config, b Backends, v Verifier, log *slog.Logg
 
 	root := http.NewServeMux()
 	root.Handle("/", checkToken(v, mux))
-	root.Handle("POST /v1/oauth/token", tokenEndpoint(tokens))
+	root.Handle("POST /v1/oauth/token", g.tokenEndpoint(tokens))
 	root.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(openapi.JSON)
@@ -88,18 +91,25 @@ func limitBody(next http.Handler) http.Handler {
 	})
 }
 
-// headerMatcher forwards the request id; grpc-gateway forwards Authorization itself.
+type gateway struct{ log *slog.Logger }
+
+// headerMatcher forwards the request id and nothing else (grpc-gateway forwards Authorization
+// itself): no caller may set gRPC metadata a service might trust, such as Grpc-Metadata-*.
 func headerMatcher(key string) (string, bool) {
 	if strings.EqualFold(key, "X-Request-Id") {
 		return "x-request-id", true
 	}
-	return runtime.DefaultHeaderMatcher(key)
+	return "", false
 }
 
 // checkToken verifies a bearer JWT here, so a forged or expired token never reaches a service.
 // Other bearer values (the operator's admin token) are left to the service's own check.
 func checkToken(v Verifier, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(r.Header.Values("Authorization")) > 1 {
+			writeError(w, r, status.New(codes.InvalidArgument, "send one Authorization header"))
+			return
+		}
 		auth := r.Header.Get("Authorization")
 		if len(auth) > 7 && strings.EqualFold(auth[:7], "bearer ") {
 			if token := strings.TrimSpace(auth[7:]); strings.Count(token, ".") == 2 {

@@ -18,7 +18,7 @@ import (
 // tokenEndpoint is POST /v1/oauth/token as OAuth 2.0 clients expect it (RFC 6749 §4.4, §6): a form
 // post or JSON, client credentials in the body or by HTTP Basic, and errors as
 // {"error", "error_description"} beside Puente's own {code, message}.
-func tokenEndpoint(tokens authtokenv1.TokenServiceClient) http.Handler {
+func (g *gateway) tokenEndpoint(tokens authtokenv1.TokenServiceClient) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		req, err := parseTokenRequest(r)
 		if err != nil {
@@ -35,7 +35,7 @@ func tokenEndpoint(tokens authtokenv1.TokenServiceClient) http.Handler {
 		}
 		resp, err := tokens.CreateToken(ctx, req)
 		if err != nil {
-			st, _ := status.FromError(err)
+			st := g.public(ctx, err)
 			writeOAuthError(w, r, oauthErrorCode(st), st)
 			return
 		}
@@ -49,6 +49,8 @@ func tokenEndpoint(tokens authtokenv1.TokenServiceClient) http.Handler {
 	})
 }
 
+const maxTokenBody = 64 << 10
+
 type tokenJSON struct {
 	GrantType    string `json:"grant_type"`
 	ClientID     string `json:"client_id"`
@@ -58,9 +60,12 @@ type tokenJSON struct {
 }
 
 func parseTokenRequest(r *http.Request) (*authtokenv1.CreateTokenRequest, error) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxTokenBody+1))
 	if err != nil {
 		return nil, errBody("cannot be read")
+	}
+	if len(body) > maxTokenBody {
+		return nil, errBody("is too large")
 	}
 	var t tokenJSON
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -12,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/jackc/pgx/v5"
 	"google.golang.org/grpc"
@@ -96,41 +96,90 @@ Stop with Ctrl-C; data stays for the next run (make db/reset wipes it).
 }
 
 // devDataDir is .data in the working directory, or, when the Postgres server user cannot reach it
-// (a checkout under /root, run as root), a folder of its own under /var/tmp.
+// (a checkout under /root, run as root), a folder of this user's own under /var/tmp. Either way
+// the folder must be ours and writable by no one else: it holds the dev secrets.
 func devDataDir() (string, error) {
 	if d := os.Getenv("PUENTE_DATA_DIR"); d != "" {
-		return d, os.MkdirAll(d, 0o700)
+		return d, privateDir(d)
 	}
 	wd, err := os.Getwd()
 	if err != nil {
 		return "", err
 	}
-	// Traversable, not listable: the Postgres server user must reach its folder inside.
 	dir := filepath.Join(wd, ".data")
-	if err := os.MkdirAll(dir, 0o711); err != nil {
-		return "", err
-	}
-	if err := os.Chmod(dir, 0o711); err != nil {
+	if err := privateDir(dir); err != nil {
 		return "", err
 	}
 	if pglocal.Usable(filepath.Join(dir, "postgres")) != nil {
 		sum := sha256.Sum256([]byte(dir))
-		dir = filepath.Join("/var/tmp", "puente-dev-"+hex.EncodeToString(sum[:6]))
-		if err := os.MkdirAll(dir, 0o711); err != nil {
+		dir = filepath.Join("/var/tmp", fmt.Sprintf("puente-dev-%d-%s", os.Getuid(), hex.EncodeToString(sum[:6])))
+		if err := privateDir(dir); err != nil {
 			return "", err
 		}
 	}
 	return dir, nil
 }
 
-// devSecrets reads the dev secrets file, making it (mode 0600) on first use.
+// privateDir makes dir (mode 0711: the Postgres server user must traverse it) or accepts an
+// existing one only if it is a real folder, owned by us, that nobody else can write to. A
+// folder in a shared place such as /var/tmp could otherwise be planted by another user.
+func privateDir(dir string) error {
+	if err := os.Mkdir(dir, 0o711); err != nil && !errors.Is(err, os.ErrExist) {
+		return err
+	}
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	switch {
+	case !fi.IsDir():
+		return fmt.Errorf("%s is not a folder (a symlink?): refusing to keep secrets there", dir)
+	case !ok || int(st.Uid) != os.Getuid():
+		return fmt.Errorf("%s belongs to another user: refusing to keep secrets there", dir)
+	case fi.Mode().Perm()&0o022 != 0:
+		return fmt.Errorf("%s is writable by others: refusing to keep secrets there", dir)
+	}
+	return nil
+}
+
+// readPrivate reads a file only if it is a regular file of ours that no one else can read.
+func readPrivate(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); !fi.Mode().IsRegular() || !ok || int(st.Uid) != os.Getuid() || fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("%s is not a private file of this user: refusing to read it", path)
+	}
+	return io.ReadAll(f)
+}
+
+// writePrivate writes a file of mode 0600, never through a symlink.
+func writePrivate(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// devSecrets reads the dev secrets file, making it on first use.
 func devSecrets(path string) (map[string]string, error) {
-	out := map[string]string{}
-	f, err := os.Open(path)
+	raw, err := readPrivate(path)
 	if errors.Is(err, os.ErrNotExist) {
 		content := fmt.Sprintf("# Development secrets of `make run`. Never use them elsewhere.\nPUENTE_HASH_KEY=%s\nPUENTE_ENCRYPTION_KEYS=%s\nPUENTE_ADMIN_TOKEN=padm_%s\n",
 			randomB64(32), secretbox.NewKeySpec("dev1"), randomB64URL(32))
-		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		if err := writePrivate(path, []byte(content)); err != nil {
 			return nil, err
 		}
 		return devSecrets(path)
@@ -138,15 +187,14 @@ func devSecrets(path string) (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
+	out := map[string]string{}
+	for line := range strings.SplitSeq(string(raw), "\n") {
+		line = strings.TrimSpace(line)
 		if k, v, ok := strings.Cut(line, "="); ok && !strings.HasPrefix(line, "#") {
 			out[k] = v
 		}
 	}
-	return out, sc.Err()
+	return out, nil
 }
 
 func ensureDatabase(ctx context.Context, adminURL, name string) error {
@@ -179,7 +227,7 @@ func sandboxClient(ctx context.Context, grpcAddr, adminToken, path string) (clie
 	}
 	defer conn.Close()
 	var c clientCredentials
-	if b, err := os.ReadFile(path); err == nil && json.Unmarshal(b, &c) == nil {
+	if b, err := readPrivate(path); err == nil && json.Unmarshal(b, &c) == nil {
 		_, err := authtokenv1.NewTokenServiceClient(conn).CreateToken(ctx, &authtokenv1.CreateTokenRequest{
 			GrantType: "client_credentials", ClientId: c.ClientID, ClientSecret: c.ClientSecret,
 		})
@@ -196,5 +244,5 @@ func sandboxClient(ctx context.Context, grpcAddr, adminToken, path string) (clie
 	}
 	c = clientCredentials{ClientID: resp.GetClient().GetId(), ClientSecret: resp.GetApiKey().GetSecret()}
 	b, _ := json.MarshalIndent(c, "", "  ")
-	return c, os.WriteFile(path, b, 0o600)
+	return c, writePrivate(path, b)
 }

@@ -284,6 +284,21 @@ func (s *Store) AddSigningKey(ctx context.Context, k authtoken.SigningKey, publi
 	return out, err
 }
 
+func (s *Store) DeleteExpired(ctx context.Context, at time.Time) (n int64, err error) {
+	for _, q := range []string{
+		`DELETE FROM refresh_tokens WHERE family_expires_at < $1`,
+		`DELETE FROM link_tokens WHERE expires_at < $1::timestamptz - interval '24 hours'`,
+		`DELETE FROM idempotency_keys WHERE created_at < $1::timestamptz - interval '24 hours'`,
+	} {
+		tag, err := s.db.Exec(ctx, q, at)
+		if err != nil {
+			return n, fmt.Errorf("delete expired: %w", err)
+		}
+		n += tag.RowsAffected()
+	}
+	return n, nil
+}
+
 func (s *Store) Idempotent(ctx context.Context, scope, requestID string, fingerprint []byte, create func(authtoken.Store) ([]byte, error)) (resp []byte, err error) {
 	err = s.tx(ctx, func(tx pgx.Tx) error {
 		// Expired keys give way to a new request with the same id.

@@ -35,8 +35,8 @@ func startAuthtoken(ctx context.Context, s *Suite) error {
 		tick := time.NewTicker(time.Hour)
 		defer tick.Stop()
 		for {
-			if err := svc.RotateIfDue(ctx); err != nil && ctx.Err() == nil {
-				s.log.ErrorContext(ctx, "signing key rotation", "err", err)
+			if err := svc.Housekeep(ctx); err != nil && ctx.Err() == nil {
+				s.log.ErrorContext(ctx, "authtoken housekeeping", "err", err)
 			}
 			select {
 			case <-ctx.Done():

@@ -74,7 +74,7 @@ func setupLogging(t testing.TB, w io.Writer, level slog.Level) *bundle {
 	ctx := context.Background()
 	hashKey := make([]byte, 32)
 	rand.Read(hashKey)
-	b := &bundle{t: t, logs: &syncBuffer{}, adminToken: "padm_test_" + base64.RawURLEncoding.EncodeToString(hashKey[:12])}
+	b := &bundle{t: t, logs: &syncBuffer{}, adminToken: "padm_test_" + base64.RawURLEncoding.EncodeToString(hashKey[:24])}
 	b.cfg = suite.Config{
 		DatabaseURL:    pgtest.NewDatabase(t),
 		GRPCAddr:       "127.0.0.1:0",

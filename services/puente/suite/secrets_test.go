@@ -27,7 +27,8 @@ func TestSecretsNeverReachLogsOrLaterResponses(t *testing.T) {
 
 	key := b.do(http.MethodPost, "/v1/api-keys", access, map[string]string{"name": "second"})
 	secondSecret := str(key.JSON, "api_key", "secret")
-	user := b.do(http.MethodPost, "/v1/users", access, map[string]any{"external_ref": "u-1", "kind": "USER_KIND_NATURAL"})
+	user := b.do(http.MethodPost, "/v1/users", access, map[string]any{"external_ref": "maria.silva@example.com", "kind": "USER_KIND_NATURAL",
+		"tax_id": map[string]string{"type": "TAX_ID_TYPE_CPF", "value": "529.982.247-25"}})
 	userID := str(user.JSON, "user", "id")
 	link := b.do(http.MethodPost, "/v1/link-tokens", access, map[string]any{"user_id": userID, "products": []string{"ACCOUNTS"}, "country": "CL"})
 	linkToken := str(link.JSON, "link_token")
@@ -68,6 +69,9 @@ func TestSecretsNeverReachLogsOrLaterResponses(t *testing.T) {
 	require.Contains(t, later[0].Raw, firstSecret[len(firstSecret)-4:], "keys are told apart by a hint")
 
 	logs := b.logs.String()
+	for _, personal := range []string{"maria.silva@example.com", "529.982.247-25", "52998224725"} {
+		require.NotContains(t, logs, personal, "personal data stays out of the logs")
+	}
 	require.Contains(t, logs, "CreateToken", "the debug request log ran, so the search below means something")
 	require.Contains(t, logs, `"level":"DEBUG"`)
 	for name, s := range secrets {

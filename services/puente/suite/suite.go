@@ -120,6 +120,9 @@ func Start(ctx context.Context, cfg Config, services []string, log *slog.Logger)
 			return nil, fmt.Errorf("authtoken config: %w", err)
 		}
 	}
+	if t := cfg.AdminToken; t != "" && (len(t) < 32 || strings.ContainsAny(t, ". \t")) {
+		return nil, errors.New("PUENTE_ADMIN_TOKEN must be at least 32 characters, without dots or spaces (puente keygen makes one)")
+	}
 	if s.grpcLis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
 		return nil, fmt.Errorf("listen gRPC on %s: %w", cfg.GRPCAddr, err)
 	}

@@ -333,20 +333,19 @@ var File_puente_authtoken_v1_link_token_proto protoreflect.FileDescriptor
 
 const file_puente_authtoken_v1_link_token_proto_rawDesc = "" +
 	"\n" +
-	"$puente/authtoken/v1/link_token.proto\x12\x13puente.authtoken.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1apuente/api/v1/access.proto\"\xbd\x04\n" +
+	"$puente/authtoken/v1/link_token.proto\x12\x13puente.authtoken.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1apuente/api/v1/access.proto\"\xa1\x04\n" +
 	"\x16CreateLinkTokenRequest\x12<\n" +
 	"\auser_id\x18\x01 \x01(\tB#\xbaH r\x1e2\x1c^usr_[0-9A-HJKMNP-TV-Z]{26}$R\x06userId\x12|\n" +
 	"\bproducts\x18\x02 \x03(\tB`\xbaH]\x92\x01Z\b\x01\x10\a\x18\x01\"RrPR\bACCOUNTSR\bBALANCESR\fTRANSACTIONSR\bIDENTITYR\vINVESTMENTSR\fCREDIT_CARDSR\aREPORTSR\bproducts\x12+\n" +
 	"\acountry\x18\x03 \x01(\tB\x11\xbaH\x0er\f2\n" +
 	"^[A-Z]{2}$R\acountry\x12>\n" +
 	"\blanguage\x18\x04 \x01(\tB\"\xbaH\x1fr\x1d2\x1b^([a-z]{2,3}(-[A-Z]{2})?)?$R\blanguage\x12+\n" +
-	"\fredirect_uri\x18\x05 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x10R\vredirectUri\x12+\n" +
-	"\vttl_seconds\x18\x06 \x01(\x05B\n" +
-	"\xbaH\a\x1a\x05\x18\x90\x1c(\x00R\n" +
+	"\fredirect_uri\x18\x05 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x10R\vredirectUri\x12\x87\x01\n" +
+	"\vttl_seconds\x18\x06 \x01(\x05Bf\xbaHc\xba\x01`\n" +
+	"\x11ttl_seconds.range\x12 must be 0 or between 60 and 3600\x1a)this == 0 || (this >= 60 && this <= 3600)R\n" +
 	"ttlSeconds\x12'\n" +
 	"\n" +
-	"request_id\x18\a \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\trequestId:w\xbaHt\x1ar\n" +
-	"\x11ttl_seconds.range\x12,ttl_seconds must be 0 or between 60 and 3600\x1a/this.ttl_seconds == 0 || this.ttl_seconds >= 60\"\x8a\x01\n" +
+	"request_id\x18\a \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\trequestId\"\x8a\x01\n" +
 	"\x17CreateLinkTokenResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\"\n" +
 	"\n" +

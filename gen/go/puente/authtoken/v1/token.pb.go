@@ -33,7 +33,7 @@ type CreateTokenRequest struct {
 	ClientId string `protobuf:"bytes,2,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
 	// An API key secret of the client.
 	ClientSecret string `protobuf:"bytes,3,opt,name=client_secret,json=clientSecret,proto3" json:"client_secret,omitempty"`
-	// With grant_type refresh_token: the refresh token to rotate.
+	// With grant_type refresh_token (and then required): the refresh token to rotate.
 	RefreshToken string `protobuf:"bytes,4,opt,name=refresh_token,json=refreshToken,proto3" json:"refresh_token,omitempty"`
 	// Ignored; tokens carry the client's full scope. Accepted because OAuth libraries send it.
 	Scope         string `protobuf:"bytes,5,opt,name=scope,proto3" json:"scope,omitempty"`
@@ -565,15 +565,14 @@ var File_puente_authtoken_v1_token_proto protoreflect.FileDescriptor
 
 const file_puente_authtoken_v1_token_proto_rawDesc = "" +
 	"\n" +
-	"\x1fpuente/authtoken/v1/token.proto\x12\x13puente.authtoken.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1apuente/api/v1/access.proto\"\xa9\x03\n" +
+	"\x1fpuente/authtoken/v1/token.proto\x12\x13puente.authtoken.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1apuente/api/v1/access.proto\"\x8b\x02\n" +
 	"\x12CreateTokenRequest\x12G\n" +
 	"\n" +
 	"grant_type\x18\x01 \x01(\tB(\xbaH%r#R\x12client_credentialsR\rrefresh_tokenR\tgrantType\x12&\n" +
 	"\tclient_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\bclientId\x122\n" +
 	"\rclient_secret\x18\x03 \x01(\tB\r\xbaH\ar\x05\x10\x01\x18\x80\x02\x80\x01\x01R\fclientSecret\x120\n" +
 	"\rrefresh_token\x18\x04 \x01(\tB\v\xbaH\x05r\x03\x18\x80\x02\x80\x01\x01R\frefreshToken\x12\x1e\n" +
-	"\x05scope\x18\x05 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\x05scope:\x9b\x01\xbaH\x97\x01\x1a\x94\x01\n" +
-	"\x16refresh_token.required\x12:refresh_token is required when grant_type is refresh_token\x1a>this.grant_type != 'refresh_token' || this.refresh_token != ''\"\xbb\x01\n" +
+	"\x05scope\x18\x05 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\x05scope\"\xbb\x01\n" +
 	"\x13CreateTokenResponse\x12&\n" +
 	"\faccess_token\x18\x01 \x01(\tB\x03\x80\x01\x01R\vaccessToken\x12\x1d\n" +
 	"\n" +
@@ -591,17 +590,16 @@ const file_puente_authtoken_v1_token_proto_rawDesc = "" +
 	"\x01x\x18\x03 \x01(\tR\x01x\x12\x10\n" +
 	"\x03kid\x18\x04 \x01(\tR\x03kid\x12\x10\n" +
 	"\x03use\x18\x05 \x01(\tR\x03use\x12\x10\n" +
-	"\x03alg\x18\x06 \x01(\tR\x03alg\"\xec\x02\n" +
+	"\x03alg\x18\x06 \x01(\tR\x03alg\"\xd0\x02\n" +
 	"\x16CreateTaskTokenRequest\x12<\n" +
 	"\auser_id\x18\x01 \x01(\tB#\xbaH r\x1e2\x1c^usr_[0-9A-HJKMNP-TV-Z]{26}$R\x06userId\x12E\n" +
 	"\n" +
-	"consent_id\x18\x02 \x01(\tB&\xbaH#r!2\x1f^(cns_[0-9A-HJKMNP-TV-Z]{26})?$R\tconsentId\x12+\n" +
-	"\vttl_seconds\x18\x03 \x01(\x05B\n" +
-	"\xbaH\a\x1a\x05\x18\x90\x1c(\x00R\n" +
+	"consent_id\x18\x02 \x01(\tB&\xbaH#r!2\x1f^(cns_[0-9A-HJKMNP-TV-Z]{26})?$R\tconsentId\x12\x87\x01\n" +
+	"\vttl_seconds\x18\x03 \x01(\x05Bf\xbaHc\xba\x01`\n" +
+	"\x11ttl_seconds.range\x12 must be 0 or between 60 and 3600\x1a)this == 0 || (this >= 60 && this <= 3600)R\n" +
 	"ttlSeconds\x12'\n" +
 	"\n" +
-	"request_id\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\trequestId:w\xbaHt\x1ar\n" +
-	"\x11ttl_seconds.range\x12,ttl_seconds must be 0 or between 60 and 3600\x1a/this.ttl_seconds == 0 || this.ttl_seconds >= 60\"z\n" +
+	"request_id\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\trequestId\"z\n" +
 	"\x17CreateTaskTokenResponse\x12\"\n" +
 	"\n" +
 	"task_token\x18\x01 \x01(\tB\x03\x80\x01\x01R\ttaskToken\x12;\n" +

@@ -271,11 +271,12 @@ func (x *User) GetCreateTime() *timestamppb.Timestamp {
 }
 
 type CreateUserRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ExternalRef   string                 `protobuf:"bytes,1,opt,name=external_ref,json=externalRef,proto3" json:"external_ref,omitempty"`
-	Kind          UserKind               `protobuf:"varint,2,opt,name=kind,proto3,enum=puente.authtoken.v1.UserKind" json:"kind,omitempty"`
-	TaxId         *TaxId                 `protobuf:"bytes,3,opt,name=tax_id,json=taxId,proto3" json:"tax_id,omitempty"`
-	RequestId     string                 `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Kept out of debug logs: integrators often use an e-mail or a tax id here.
+	ExternalRef   string   `protobuf:"bytes,1,opt,name=external_ref,json=externalRef,proto3" json:"external_ref,omitempty"`
+	Kind          UserKind `protobuf:"varint,2,opt,name=kind,proto3,enum=puente.authtoken.v1.UserKind" json:"kind,omitempty"`
+	TaxId         *TaxId   `protobuf:"bytes,3,opt,name=tax_id,json=taxId,proto3" json:"tax_id,omitempty"`
+	RequestId     string   `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -587,21 +588,20 @@ var File_puente_authtoken_v1_user_proto protoreflect.FileDescriptor
 
 const file_puente_authtoken_v1_user_proto_rawDesc = "" +
 	"\n" +
-	"\x1epuente/authtoken/v1/user.proto\x12\x13puente.authtoken.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1apuente/api/v1/access.proto\"h\n" +
+	"\x1epuente/authtoken/v1/user.proto\x12\x13puente.authtoken.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1apuente/api/v1/access.proto\"k\n" +
 	"\x05TaxId\x12>\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x1e.puente.authtoken.v1.TaxIdTypeB\n" +
-	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x04type\x12\x1f\n" +
-	"\x05value\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x05value\"\xdc\x01\n" +
+	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x04type\x12\"\n" +
+	"\x05value\x18\x02 \x01(\tB\f\xbaH\x06r\x04\x10\x01\x18@\x80\x01\x01R\x05value\"\xdc\x01\n" +
 	"\x04User\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
 	"\fexternal_ref\x18\x02 \x01(\tR\vexternalRef\x121\n" +
 	"\x04kind\x18\x03 \x01(\x0e2\x1d.puente.authtoken.v1.UserKindR\x04kind\x121\n" +
 	"\x06tax_id\x18\x04 \x01(\v2\x1a.puente.authtoken.v1.TaxIdR\x05taxId\x12;\n" +
 	"\vcreate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\xdd\x01\n" +
-	"\x11CreateUserRequest\x12-\n" +
-	"\fexternal_ref\x18\x01 \x01(\tB\n" +
-	"\xbaH\ar\x05\x10\x01\x18\x80\x01R\vexternalRef\x12=\n" +
+	"createTime\"\xe0\x01\n" +
+	"\x11CreateUserRequest\x120\n" +
+	"\fexternal_ref\x18\x01 \x01(\tB\r\xbaH\ar\x05\x10\x01\x18\x80\x01\x80\x01\x01R\vexternalRef\x12=\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x1d.puente.authtoken.v1.UserKindB\n" +
 	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x04kind\x121\n" +
 	"\x06tax_id\x18\x03 \x01(\v2\x1a.puente.authtoken.v1.TaxIdR\x05taxId\x12'\n" +
@@ -612,13 +612,13 @@ const file_puente_authtoken_v1_user_proto_rawDesc = "" +
 	"\x0eGetUserRequest\x123\n" +
 	"\x02id\x18\x01 \x01(\tB#\xbaH r\x1e2\x1c^usr_[0-9A-HJKMNP-TV-Z]{26}$R\x02id\"@\n" +
 	"\x0fGetUserResponse\x12-\n" +
-	"\x04user\x18\x01 \x01(\v2\x19.puente.authtoken.v1.UserR\x04user\"\x91\x01\n" +
+	"\x04user\x18\x01 \x01(\v2\x19.puente.authtoken.v1.UserR\x04user\"\x94\x01\n" +
 	"\x10ListUsersRequest\x12'\n" +
 	"\tpage_size\x18\x01 \x01(\x05B\n" +
 	"\xbaH\a\x1a\x05\x18\xe8\a(\x00R\bpageSize\x12'\n" +
 	"\n" +
-	"page_token\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\tpageToken\x12+\n" +
-	"\fexternal_ref\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\vexternalRef\"l\n" +
+	"page_token\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\tpageToken\x12.\n" +
+	"\fexternal_ref\x18\x03 \x01(\tB\v\xbaH\x05r\x03\x18\x80\x01\x80\x01\x01R\vexternalRef\"l\n" +
 	"\x11ListUsersResponse\x12/\n" +
 	"\x05users\x18\x01 \x03(\v2\x19.puente.authtoken.v1.UserR\x05users\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*U\n" +
