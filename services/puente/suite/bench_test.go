@@ -12,7 +12,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	authtokenv1 "puente.dev/gen/go/puente/authtoken/v1"
-	"puente.dev/pkg/authn"
 )
 
 // The benchmarks run in pairs, each beside its baseline in the same process (make bench prints
@@ -80,22 +79,10 @@ func BenchmarkTokenIssueGRPC(b *testing.B) {
 	})
 }
 
-// BenchmarkTokenVerify is the interceptor's check: the suite's verifier over its JWKS cache.
+// BenchmarkTokenVerify is the interceptor's check: the suite's own verifier over its JWKS cache.
 func BenchmarkTokenVerify(b *testing.B) {
 	bd, c, _ := benchSetup(b)
-	tokens := authtokenv1.NewTokenServiceClient(bd.conn)
-	keys := authn.NewCache(func(ctx context.Context) (authn.JWKS, error) {
-		resp, err := tokens.GetJwks(ctx, &authtokenv1.GetJwksRequest{})
-		if err != nil {
-			return authn.JWKS{}, err
-		}
-		var set authn.JWKS
-		for _, k := range resp.GetKeys() {
-			set.Keys = append(set.Keys, authn.JWK{Kty: k.GetKty(), Crv: k.GetCrv(), X: k.GetX(), Kid: k.GetKid(), Use: k.GetUse(), Alg: k.GetAlg()})
-		}
-		return set, nil
-	})
-	v := authn.NewVerifier(keys, bd.cfg.Authtoken.Issuer, bd.cfg.Authtoken.Audience)
+	v := bd.suite.Verifier()
 	_, err := v.Verify(context.Background(), c.Token)
 	require.NoError(b, err)
 	b.ResetTimer()

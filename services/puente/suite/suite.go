@@ -106,6 +106,9 @@ func (s *Suite) HTTPAddr() string {
 	return s.httpLis.Addr().String()
 }
 
+// Verifier is the token verifier every service of this process and the gateway use.
+func (s *Suite) Verifier() *authn.Verifier { return s.verifier }
+
 // Start migrates (when configured), wires and serves the selected services.
 func Start(ctx context.Context, cfg Config, services []string, log *slog.Logger) (_ *Suite, err error) {
 	s := &Suite{cfg: cfg, services: services, log: log, errs: make(chan error, 2)}
