@@ -28,7 +28,7 @@ const maxNumericDate = 253402300799
 //
 // JSON encoding (MarshalJSON / UnmarshalJSON) uses the registered claim names
 // iss, sub, aud, exp, nbf, iat, jti and the private names scp, usr, cns, lnk,
-// prd. Empty fields are omitted. Times are NumericDates (seconds since the
+// prd, ctr. Empty fields are omitted. Times are NumericDates (seconds since the
 // epoch; sub-second precision is dropped when signing, accepted when parsing).
 // Audience is encoded as a single string when it has exactly one element.
 type Claims struct {
@@ -44,6 +44,7 @@ type Claims struct {
 	ConsentID string    // cns (optional)
 	LinkID    string    // lnk (optional)
 	Products  []string  // prd (optional)
+	Country   string    // ctr (optional): the widget's country
 }
 
 type claimsWire struct {
@@ -59,6 +60,7 @@ type claimsWire struct {
 	ConsentID string   `json:"cns,omitempty"`
 	LinkID    string   `json:"lnk,omitempty"`
 	Products  []string `json:"prd,omitempty"`
+	Country   string   `json:"ctr,omitempty"`
 }
 
 // MarshalJSON encodes the claims as a JWT claims set. It fails on strings
@@ -68,9 +70,9 @@ func (c Claims) MarshalJSON() ([]byte, error) {
 	w := claimsWire{
 		Issuer: c.Issuer, Subject: c.Subject, ID: c.ID, Scope: c.Scope,
 		UserID: c.UserID, ConsentID: c.ConsentID, LinkID: c.LinkID,
-		Products: c.Products,
+		Products: c.Products, Country: c.Country,
 	}
-	strs := []string{c.Issuer, c.Subject, c.ID, c.Scope, c.UserID, c.ConsentID, c.LinkID}
+	strs := []string{c.Issuer, c.Subject, c.ID, c.Scope, c.UserID, c.ConsentID, c.LinkID, c.Country}
 	strs = append(strs, c.Audience...)
 	strs = append(strs, c.Products...)
 	for _, s := range strs {
@@ -147,6 +149,8 @@ func (c *Claims) UnmarshalJSON(data []byte) error {
 			out.LinkID, err = jsonString(m.value)
 		case "prd":
 			out.Products, err = jsonStringArray(m.value)
+		case "ctr":
+			out.Country, err = jsonString(m.value)
 		}
 		if err != nil {
 			return fmt.Errorf("%w: claim %q: %v", ErrMalformed, m.name, err)

@@ -65,6 +65,7 @@ func TestSignThenVerifyRoundTripsEveryClaim(t *testing.T) {
 		ConsentID: "cns_8",
 		LinkID:    "lnk_7",
 		Products:  []string{"auth", "transactions"},
+		Country:   "CL",
 	}
 	tok := mustSign(t, priv, testKID, want)
 

@@ -16,6 +16,7 @@ type Principal struct {
 	ConsentID string   // TASK, optional
 	LinkID    string   // WIDGET: the link token the session came from
 	Products  []string // WIDGET
+	Country   string   // WIDGET
 	TokenID   string   // jti of the token
 }
 

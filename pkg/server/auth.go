@@ -111,7 +111,7 @@ func (a *authenticator) isAdmin(token string) bool {
 }
 
 func principal(c authn.Claims) (caller.Principal, bool) {
-	p := caller.Principal{ClientID: c.Subject, UserID: c.UserID, ConsentID: c.ConsentID, LinkID: c.LinkID, Products: c.Products, TokenID: c.ID}
+	p := caller.Principal{ClientID: c.Subject, UserID: c.UserID, ConsentID: c.ConsentID, LinkID: c.LinkID, Products: c.Products, Country: c.Country, TokenID: c.ID}
 	switch c.Scope {
 	case authn.ScopeClient:
 		p.Kind = apiv1.Principal_PRINCIPAL_CLIENT

@@ -355,7 +355,7 @@ func (s *Service) ExchangeLinkToken(ctx context.Context, token string) (WidgetSe
 		return WidgetSession{}, err
 	}
 	session, err := s.signWith(key, authn.Claims{
-		Subject: t.ClientID, Scope: authn.ScopeWidget, UserID: t.UserID, LinkID: t.ID, Products: t.Products,
+		Subject: t.ClientID, Scope: authn.ScopeWidget, UserID: t.UserID, LinkID: t.ID, Products: t.Products, Country: t.Country,
 	}, now, s.cfg.WidgetSessionTTL)
 	if err != nil {
 		return WidgetSession{}, err

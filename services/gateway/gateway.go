@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	authtokenv1 "puente.dev/gen/go/puente/authtoken/v1"
+	connectionv1 "puente.dev/gen/go/puente/connection/v1"
 	"puente.dev/gen/openapi"
 	"puente.dev/pkg/authn"
 )
@@ -34,7 +35,8 @@ type Verifier interface {
 
 // Backends are the gRPC connections to each service.
 type Backends struct {
-	Authtoken grpc.ClientConnInterface
+	Authtoken  grpc.ClientConnInterface
+	Connection grpc.ClientConnInterface
 }
 
 // New returns the REST handler.
@@ -63,6 +65,12 @@ func New(ctx context.Context, cfg Config, b Backends, v Verifier, log *slog.Logg
 		},
 		"LinkTokenService": func() error {
 			return authtokenv1.RegisterLinkTokenServiceHandlerClient(ctx, mux, authtokenv1.NewLinkTokenServiceClient(b.Authtoken))
+		},
+		"InstitutionService": func() error {
+			return connectionv1.RegisterInstitutionServiceHandlerClient(ctx, mux, connectionv1.NewInstitutionServiceClient(b.Connection))
+		},
+		"ConnectionService": func() error {
+			return connectionv1.RegisterConnectionServiceHandlerClient(ctx, mux, connectionv1.NewConnectionServiceClient(b.Connection))
 		},
 	} {
 		if err := register(); err != nil {

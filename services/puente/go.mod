@@ -12,6 +12,7 @@ require (
 	puente.dev/gen v0.0.0
 	puente.dev/pkg v0.0.0
 	puente.dev/services/authtoken v0.0.0
+	puente.dev/services/connection v0.0.0
 	puente.dev/services/gateway v0.0.0
 )
 
@@ -53,5 +54,6 @@ replace (
 	puente.dev/gen => ../../gen
 	puente.dev/pkg => ../../pkg
 	puente.dev/services/authtoken => ../authtoken
+	puente.dev/services/connection => ../connection
 	puente.dev/services/gateway => ../gateway
 )

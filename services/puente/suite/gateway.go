@@ -7,13 +7,11 @@ import (
 	"net/http"
 	"time"
 
-	"google.golang.org/grpc"
-
 	"puente.dev/services/gateway"
 )
 
-func startGateway(ctx context.Context, s *Suite, authtokenConn *grpc.ClientConn) error {
-	h, err := gateway.New(ctx, s.cfg.Gateway, gateway.Backends{Authtoken: authtokenConn}, s.verifier, s.log)
+func startGateway(ctx context.Context, s *Suite, backends gateway.Backends) error {
+	h, err := gateway.New(ctx, s.cfg.Gateway, backends, s.verifier, s.log)
 	if err != nil {
 		return err
 	}

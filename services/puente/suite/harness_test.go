@@ -27,6 +27,7 @@ import (
 	"puente.dev/pkg/secretbox"
 	"puente.dev/pkg/telemetry"
 	"puente.dev/services/authtoken"
+	"puente.dev/services/connection"
 	"puente.dev/services/puente/suite"
 )
 
@@ -90,6 +91,7 @@ func setupLogging(t testing.TB, w io.Writer, level slog.Level) *bundle {
 			EncryptionKeys: secretbox.NewKeySpec("t1"),
 		},
 	}
+	b.cfg.Connection = connection.Config{EncryptionKeys: b.cfg.Authtoken.EncryptionKeys, Sandbox: true, Workers: 4}
 	b.cfg.Gateway.AllowedOrigins = []string{"https://app.example"}
 	if w == nil {
 		w = b.logs
@@ -99,15 +101,20 @@ func setupLogging(t testing.TB, w io.Writer, level slog.Level) *bundle {
 	require.NoError(t, err)
 	b.suite = s
 	b.rest = "http://" + s.HTTPAddr()
-	b.conn, err = grpc.NewClient(s.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	require.NoError(t, err)
+	b.conn = dial(t, s.GRPCAddr())
 	t.Cleanup(func() {
-		b.conn.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		s.Shutdown(ctx)
 	})
 	return b
+}
+
+func dial(t testing.TB, addr string) *grpc.ClientConn {
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	t.Cleanup(func() { conn.Close() })
+	return conn
 }
 
 // client is a tenant created through the admin API.

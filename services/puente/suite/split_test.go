@@ -18,10 +18,10 @@ import (
 
 // startOnly starts the given services alone, as one Kubernetes Deployment would, sharing the
 // database and secrets of base.
-func startOnly(t *testing.T, base *bundle, services []string, authtokenAddr string) *suite.Suite {
+func startOnly(t *testing.T, base *bundle, services []string, backendAddr string) *suite.Suite {
 	t.Helper()
 	cfg := base.cfg
-	cfg.AuthtokenAddr = authtokenAddr
+	cfg.AuthtokenAddr, cfg.ConnectionAddr = backendAddr, backendAddr
 	s, err := suite.Start(context.Background(), cfg, services, telemetry.NewLogger(io.Discard, slog.LevelInfo, false))
 	require.NoError(t, err)
 	t.Cleanup(func() {
@@ -35,9 +35,9 @@ func startOnly(t *testing.T, base *bundle, services []string, authtokenAddr stri
 func TestServicesRunInSeparateProcessesOverGRPC(t *testing.T) {
 	base := setup(t)
 	c := base.newClient("acme")
-	authtokenOnly := startOnly(t, base, []string{"authtoken"}, "")
-	require.Empty(t, authtokenOnly.HTTPAddr(), "no gateway in the authtoken process")
-	gatewayOnly := startOnly(t, base, []string{"gateway"}, authtokenOnly.GRPCAddr())
+	backends := startOnly(t, base, []string{"authtoken", "connection"}, "")
+	require.Empty(t, backends.HTTPAddr(), "no gateway in the services' process")
+	gatewayOnly := startOnly(t, base, []string{"gateway"}, backends.GRPCAddr())
 
 	gw := *base
 	gw.rest = "http://" + gatewayOnly.HTTPAddr()

@@ -23,11 +23,12 @@ import (
 	"puente.dev/pkg/authn"
 	"puente.dev/pkg/server"
 	"puente.dev/services/authtoken"
+	"puente.dev/services/connection"
 	"puente.dev/services/gateway"
 )
 
 // Names are the services this binary can run, in start order.
-var Names = []string{"authtoken", "gateway"}
+var Names = []string{"authtoken", "connection", "gateway"}
 
 // migrations of each service that owns tables.
 var migrations = map[string]func(ctx context.Context, url string) error{}
@@ -41,13 +42,16 @@ type Config struct {
 	// AuthtokenAddr is the authtoken service's gRPC address (dns:///authtoken:9090 in Kubernetes).
 	// Empty means this process runs it.
 	AuthtokenAddr string `env:"PUENTE_AUTHTOKEN_ADDR"`
+	// ConnectionAddr is the connection service's gRPC address; empty means this process runs it.
+	ConnectionAddr string `env:"PUENTE_CONNECTION_ADDR"`
 	// AdminToken is the operator's bearer token for the admin API; empty disables it.
 	AdminToken     string        `env:"PUENTE_ADMIN_TOKEN"`
 	MigrateOnStart bool          `env:"PUENTE_MIGRATE_ON_START" default:"true"`
 	DrainTimeout   time.Duration `env:"PUENTE_DRAIN_TIMEOUT" default:"25s"`
 
-	Authtoken authtoken.Config
-	Gateway   gateway.Config
+	Authtoken  authtoken.Config
+	Connection connection.Config
+	Gateway    gateway.Config
 }
 
 // Parse reads a -service value: "all" or a comma-separated list of names.
@@ -154,8 +158,17 @@ func Start(ctx context.Context, cfg Config, services []string, log *slog.Logger)
 			return nil, err
 		}
 	}
+	if s.runs("connection") {
+		if err := startConnection(ctx, s, authtokenConn); err != nil {
+			return nil, err
+		}
+	}
 	if s.runs("gateway") {
-		if err := startGateway(ctx, s, authtokenConn); err != nil {
+		connectionConn, err := s.dial(cfg.ConnectionAddr, "connection")
+		if err != nil {
+			return nil, err
+		}
+		if err := startGateway(ctx, s, gateway.Backends{Authtoken: authtokenConn, Connection: connectionConn}); err != nil {
 			return nil, err
 		}
 	}

@@ -1,0 +1,504 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Handler runs one job. Returning nil marks it done. Returning an error retries it with
+// exponential backoff (1s, 2s, 4s, … capped at 1h, each ±20%) until the job has had MaxAttempts
+// runs, then marks it failed. Return Cancel(err) to fail it at once, or Snooze(d) to run it again
+// after d without counting an attempt. A panic is recovered and counts as an error.
+//
+// ctx is cancelled when the worker shuts down and when the job's lease ends (Options.Lease after
+// the job was fetched): past that, another worker may run the job too.
+type Handler func(ctx context.Context, j Job) error
+
+// Options configures a Worker.
+type Options struct {
+	// Pool is the service's pool: its search_path is the schema holding the jobs table.
+	Pool *pgxpool.Pool
+	// Handlers run jobs, by kind. A job of a kind missing here fails at once (last_error "unknown
+	// job kind"), so a service must deploy a kind's handler before it enqueues jobs of that kind.
+	Handlers map[string]Handler
+	// Concurrency is how many jobs run at once. Default 4.
+	Concurrency int
+	// Lease is how long a fetched job belongs to this worker: if the worker dies, the job runs
+	// again once its lease has ended. It is also the handler's time limit. Default 5m.
+	Lease time.Duration
+	// PollInterval is how often the worker looks for due jobs without being notified (jobs
+	// scheduled for later, missed notifications). Default 1s.
+	PollInterval time.Duration
+	Logger       *slog.Logger // default slog.Default()
+	// Now, for tests, replaces the database's clock in every time comparison and computation
+	// the worker makes (due jobs, leases, backoff, pruning). Default: the database's now().
+	Now func() time.Time
+}
+
+// Worker fetches due jobs from the jobs table and runs their handlers. Any number of workers, in
+// any number of processes, can share one table.
+type Worker struct {
+	pool        *pgxpool.Pool
+	handlers    map[string]Handler
+	concurrency int
+	lease       time.Duration
+	poll        time.Duration
+	log         *slog.Logger
+	now         func() time.Time
+	id          string
+	wake        chan struct{}
+}
+
+const (
+	backoffBase   = time.Second
+	backoffMax    = time.Hour
+	pruneEvery    = 10 * time.Minute
+	pruneAfter    = 24 * time.Hour
+	pruneBatch    = 1000
+	dbTimeout     = 30 * time.Second // fetch, completion, prune: queries that must not be cut short
+	maxErrorBytes = 4000
+)
+
+// NewWorker returns a worker; it does nothing until Run or RunOnce.
+func NewWorker(o Options) *Worker {
+	w := &Worker{
+		pool:        o.Pool,
+		handlers:    make(map[string]Handler, len(o.Handlers)),
+		concurrency: o.Concurrency,
+		lease:       o.Lease,
+		poll:        o.PollInterval,
+		log:         o.Logger,
+		now:         o.Now,
+		wake:        make(chan struct{}, 1),
+	}
+	for k, h := range o.Handlers {
+		w.handlers[k] = h
+	}
+	if w.concurrency <= 0 {
+		w.concurrency = 4
+	}
+	if w.lease <= 0 {
+		w.lease = 5 * time.Minute
+	}
+	if w.poll <= 0 {
+		w.poll = time.Second
+	}
+	if w.log == nil {
+		w.log = slog.Default()
+	}
+	w.log = w.log.With("component", "jobs")
+	host, _ := os.Hostname()
+	w.id = fmt.Sprintf("%s/%d/%08x", host, os.Getpid(), rand.Uint32())
+	return w
+}
+
+// Run fetches and runs jobs until ctx is done: whenever an Enqueue commits (it listens for the
+// notification on a connection of its own, reconnecting on error), every PollInterval, and
+// whenever a handler finishes while more jobs may be due. Once ctx is done it stops fetching,
+// cancels the context of the running handlers, waits for them to return and returns nil.
+//
+// A job whose handler fails because of the shutdown goes back to the queue to run again at once,
+// without counting the attempt. Run also deletes done jobs 24 hours after they finished.
+func (w *Worker) Run(ctx context.Context) error {
+	if err := w.check(); err != nil {
+		return err
+	}
+	var bg sync.WaitGroup
+	bg.Go(func() { w.listen(ctx) })
+	bg.Go(func() { w.pruneLoop(ctx) })
+	defer bg.Wait()
+
+	var handlers sync.WaitGroup
+	defer handlers.Wait()
+	freed := make(chan struct{}, w.concurrency) // one send per finished handler: never blocks
+	ticker := time.NewTicker(w.poll)
+	defer ticker.Stop()
+
+	running, want := 0, true
+	for {
+		// Count every handler that finished, so a fetch takes all the free slots.
+	drain:
+		for {
+			select {
+			case <-freed:
+				running--
+			default:
+				break drain
+			}
+		}
+		if want && running < w.concurrency && ctx.Err() == nil {
+			n := w.concurrency - running
+			batch, err := w.fetch(ctx, n, nil)
+			if err != nil {
+				w.log.ErrorContext(ctx, "fetching jobs", "error", err)
+			}
+			if ctx.Err() != nil {
+				// Shutdown began during the fetch (which may even have taken a job that a
+				// handler interrupted by the shutdown just handed back): start no handler.
+				w.release(ctx, batch)
+				batch = nil
+			}
+			for _, j := range batch {
+				running++
+				handlers.Go(func() {
+					defer func() { freed <- struct{}{} }()
+					if err := w.execute(ctx, j); err != nil {
+						w.log.ErrorContext(ctx, "recording the outcome of a job", "kind", j.Kind, "id", j.ID, "attempt", j.Attempt, "error", err)
+					}
+				})
+			}
+			// A full batch: more may be due, so fetch again as soon as a slot is free.
+			want = err == nil && len(batch) == n
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-freed:
+			running--
+		case <-w.wake:
+			want = true
+		case <-ticker.C:
+			want = true
+		}
+	}
+}
+
+// RunOnce fetches and runs every job due now (Concurrency at a time) and returns how many it ran
+// once none is left. Each job runs at most once per call, so a job that is snoozed or retried
+// without delay waits for the next call. For tests, and for draining a queue.
+func (w *Worker) RunOnce(ctx context.Context) (ran int, err error) {
+	if err := w.check(); err != nil {
+		return 0, err
+	}
+	seen := []int64{}
+	for ctx.Err() == nil {
+		batch, err := w.fetch(ctx, w.concurrency, seen)
+		if err != nil {
+			return ran, err
+		}
+		if ctx.Err() != nil {
+			w.release(ctx, batch)
+			break
+		}
+		if len(batch) == 0 {
+			return ran, nil
+		}
+		var (
+			wg   sync.WaitGroup
+			mu   sync.Mutex
+			errs []error
+		)
+		for _, j := range batch {
+			seen = append(seen, j.ID)
+			wg.Go(func() {
+				if err := w.execute(ctx, j); err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		ran += len(batch)
+		if len(errs) > 0 {
+			return ran, errors.Join(errs...)
+		}
+	}
+	return ran, ctx.Err()
+}
+
+// check refuses a worker that could only fail jobs: one without handlers would fail every job
+// it fetched as of an unknown kind.
+func (w *Worker) check() error {
+	if w.pool == nil {
+		return errors.New("jobs: Options.Pool is nil")
+	}
+	if len(w.handlers) == 0 {
+		return errors.New("jobs: Options.Handlers is empty")
+	}
+	return nil
+}
+
+// clock is the worker's "now" as a query argument: NULL means the database's now().
+func (w *Worker) clock() any {
+	if w.now == nil {
+		return nil
+	}
+	return w.now()
+}
+
+const nowSQL = `coalesce($1::timestamptz, now())`
+
+const fetchSQL = `UPDATE jobs
+SET state = 'running', attempts = attempts + 1, locked_by = $2,
+    locked_until = ` + nowSQL + ` + $3::bigint * interval '1 microsecond'
+WHERE id IN (
+    SELECT id FROM jobs
+    WHERE ((state = 'available' AND run_at <= ` + nowSQL + `)
+        OR (state = 'running' AND locked_until < ` + nowSQL + `))
+      AND NOT (id = ANY ($5::bigint[]))
+    ORDER BY run_at, id
+    LIMIT $4
+    FOR UPDATE SKIP LOCKED)
+RETURNING id, kind, args, attempts, max_attempts, run_at`
+
+// fetch takes up to n due jobs (not in skip), including jobs whose lease has ended, and leases
+// them to this worker.
+func (w *Worker) fetch(ctx context.Context, n int, skip []int64) ([]Job, error) {
+	if skip == nil {
+		skip = []int64{}
+	}
+	// Not cancelled with ctx: a fetch cut short after the server committed it would leave jobs
+	// leased to nobody until their lease ends.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), dbTimeout)
+	defer cancel()
+	rows, _ := w.pool.Query(ctx, fetchSQL, w.clock(), w.id, w.lease.Microseconds(), n, skip)
+	jobs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Job, error) {
+		var j Job
+		var args []byte
+		err := r.Scan(&j.ID, &j.Kind, &args, &j.Attempt, &j.MaxAttempts, &j.RunAt)
+		j.Args = args
+		return j, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("jobs: fetch: %w", err)
+	}
+	return jobs, nil
+}
+
+// execute runs j's handler and records the outcome. It returns only errors recording it.
+func (w *Worker) execute(ctx context.Context, j Job) error {
+	log := w.log.With("kind", j.Kind, "id", j.ID, "attempt", j.Attempt)
+	h, ok := w.handlers[j.Kind]
+	switch {
+	case j.Attempt > j.MaxAttempts:
+		// Its last attempt was fetched by a worker that never finished it (it died, or the
+		// handler outlived the lease). Running it again could loop forever on a job that kills
+		// its worker.
+		return w.finish(ctx, log, j, "failed", errors.New("jobs: the lease of the last attempt ended before it finished"))
+	case !ok:
+		return w.finish(ctx, log, j, "failed", fmt.Errorf("jobs: unknown job kind %q", j.Kind))
+	}
+
+	start := time.Now()
+	hctx, cancel := context.WithTimeout(ctx, w.lease)
+	err := w.call(hctx, log, h, j)
+	cancel()
+	log = log.With("duration", time.Since(start))
+
+	var snooze *snoozeError
+	var cancelled *cancelError
+	switch {
+	case err == nil:
+		return w.finish(ctx, log, j, "done", nil)
+	case errors.As(err, &cancelled):
+		return w.finish(ctx, log, j, "failed", err)
+	case errors.As(err, &snooze):
+		log.DebugContext(ctx, "job snoozed", "for", snooze.d)
+		return w.reschedule(ctx, log, j, snooze.d, nil, true)
+	case ctx.Err() != nil:
+		log.InfoContext(ctx, "job interrupted by shutdown; requeued", "error", err)
+		return w.reschedule(ctx, log, j, 0, err, true)
+	case j.Attempt >= j.MaxAttempts:
+		return w.finish(ctx, log, j, "failed", err)
+	default:
+		d := backoff(j.Attempt)
+		log.WarnContext(ctx, "job failed; will retry", "error", err, "max_attempts", j.MaxAttempts, "retry_in", d)
+		return w.reschedule(ctx, log, j, d, err, false)
+	}
+}
+
+// call runs h, turning a panic into an error.
+func (w *Worker) call(ctx context.Context, log *slog.Logger, h Handler, j Job) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			log.ErrorContext(ctx, "panic in job handler", "panic", r, "stack", string(debug.Stack()))
+			err = fmt.Errorf("jobs: handler panicked: %v", r)
+		}
+	}()
+	return h(ctx, j)
+}
+
+// backoff is the delay before the run after failed attempt n (1-based): 1s·2^(n-1), at most 1h,
+// then ±20%.
+func backoff(attempt int) time.Duration {
+	d := backoffMax
+	if attempt <= 12 { // 2^12 s > 1h
+		d = min(backoffBase<<max(attempt-1, 0), backoffMax)
+	}
+	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+}
+
+// ours restricts a completion to the run this worker fetched: if the lease ended and another
+// worker took the job over, its outcome stands and this one is dropped.
+const ours = ` WHERE id = $2 AND locked_by = $3 AND attempts = $4 AND state = 'running'`
+
+const finishSQL = `UPDATE jobs
+SET state = $5, finished_at = ` + nowSQL + `, locked_until = NULL, last_error = coalesce($6, last_error)` + ours
+
+const rescheduleSQL = `UPDATE jobs
+SET state = 'available', run_at = ` + nowSQL + ` + $5::bigint * interval '1 microsecond',
+    attempts = attempts - $6, locked_until = NULL, locked_by = NULL, last_error = coalesce($7, last_error)` + ours
+
+// finish marks j done or failed (with cause).
+func (w *Worker) finish(ctx context.Context, log *slog.Logger, j Job, state string, cause error) error {
+	if state == "failed" {
+		log.ErrorContext(ctx, "job failed", "error", cause, "max_attempts", j.MaxAttempts)
+	} else {
+		log.DebugContext(ctx, "job done")
+	}
+	return w.complete(ctx, log, j, finishSQL, state, errorText(cause))
+}
+
+// reschedule makes j available again after d; uncount gives the attempt back.
+func (w *Worker) reschedule(ctx context.Context, log *slog.Logger, j Job, d time.Duration, cause error, uncount bool) error {
+	n := 0
+	if uncount {
+		n = 1
+	}
+	return w.complete(ctx, log, j, rescheduleSQL, d.Microseconds(), n, errorText(cause))
+}
+
+func (w *Worker) complete(ctx context.Context, log *slog.Logger, j Job, sql string, args ...any) error {
+	// Recorded even when ctx is done: that is how a shutdown hands the job back.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), dbTimeout)
+	defer cancel()
+	tag, err := w.pool.Exec(ctx, sql, append([]any{w.clock(), j.ID, w.id, j.Attempt}, args...)...)
+	if err != nil {
+		return fmt.Errorf("jobs: complete job %d: %w", j.ID, err)
+	}
+	if tag.RowsAffected() == 0 {
+		log.WarnContext(ctx, "job outcome dropped: its lease ended and another worker took it over")
+	}
+	return nil
+}
+
+// errorText is err as last_error: valid UTF-8 without NULs (or Postgres refuses it), bounded.
+func errorText(err error) any {
+	if err == nil {
+		return nil
+	}
+	s := err.Error()
+	if len(s) > maxErrorBytes {
+		s = s[:maxErrorBytes]
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
+}
+
+// release hands back jobs fetched but not run, without counting the attempt.
+func (w *Worker) release(ctx context.Context, batch []Job) {
+	for _, j := range batch {
+		log := w.log.With("kind", j.Kind, "id", j.ID, "attempt", j.Attempt)
+		log.InfoContext(ctx, "job fetched during shutdown; requeued")
+		if err := w.reschedule(ctx, log, j, 0, nil, true); err != nil {
+			log.ErrorContext(ctx, "requeuing a job", "error", err)
+		}
+	}
+}
+
+// wakeUp asks Run to fetch; a wake already pending is enough.
+func (w *Worker) wakeUp() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// listen wakes Run whenever a job is enqueued in this schema, until ctx is done.
+func (w *Worker) listen(ctx context.Context) {
+	const minDelay, maxDelay = 500 * time.Millisecond, 30 * time.Second
+	delay := minDelay
+	for {
+		listened, err := w.listenOnce(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if listened {
+			delay = minDelay
+		}
+		w.log.WarnContext(ctx, "listening for jobs; reconnecting", "error", err, "in", delay)
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		delay = min(delay*2, maxDelay)
+	}
+}
+
+// listenOnce holds a connection of its own (taken out of the pool: a LISTENing connection must
+// not serve other queries) until an error or ctx is done. listened reports whether it got as far
+// as LISTEN.
+func (w *Worker) listenOnce(ctx context.Context) (listened bool, err error) {
+	pc, err := w.pool.Acquire(ctx)
+	if err != nil {
+		return false, err
+	}
+	conn := pc.Hijack()
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = conn.Close(cctx)
+	}()
+	var channel string
+	if err := conn.QueryRow(ctx, `SELECT `+channelSQL).Scan(&channel); err != nil {
+		return false, err
+	}
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{channel}.Sanitize()); err != nil {
+		return false, err
+	}
+	// Jobs enqueued while nobody listened are due too.
+	w.wakeUp()
+	for {
+		if _, err := conn.WaitForNotification(ctx); err != nil {
+			return true, err
+		}
+		w.wakeUp()
+	}
+}
+
+const pruneSQL = `DELETE FROM jobs WHERE id IN (
+    SELECT id FROM jobs WHERE state = 'done' AND finished_at < ` + nowSQL + ` - $2::bigint * interval '1 microsecond'
+    LIMIT $3)`
+
+// pruneLoop deletes done jobs 24h after they finished: at start, then every pruneEvery.
+func (w *Worker) pruneLoop(ctx context.Context) {
+	t := time.NewTicker(pruneEvery)
+	defer t.Stop()
+	for {
+		if err := w.prune(ctx); err != nil && ctx.Err() == nil {
+			w.log.WarnContext(ctx, "pruning done jobs", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (w *Worker) prune(ctx context.Context) error {
+	for ctx.Err() == nil {
+		tag, err := w.pool.Exec(ctx, pruneSQL, w.clock(), pruneAfter.Microseconds(), pruneBatch)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() < pruneBatch {
+			return nil
+		}
+	}
+	return nil
+}

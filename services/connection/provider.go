@@ -1,0 +1,53 @@
+package connection
+
+import (
+	"context"
+	"time"
+)
+
+// Provider is one upstream's side of linking. The connection service drives every login through
+// it, from background jobs, whatever the upstream's model: a credentials form with two-factor
+// rounds (Syncfy), connectors with sources, SCA states and webauth (Powens), an Open Finance
+// consent redirect (Klavi), an OTP-token widget (Boufin), or the scripted Sandbox.
+type Provider interface {
+	// Name is the provider's id: "sandbox", "syncfy", ...
+	Name() string
+	// Institutions returns the provider's catalog (its own ids in ExternalID; ID is ignored).
+	Institutions(ctx context.Context) ([]Institution, error)
+	// Start begins the login of a CREDENTIALS institution.
+	Start(ctx context.Context, l Login) (Outcome, error)
+	// Answer hands the user's answers to the pending challenge to the upstream.
+	Answer(ctx context.Context, l Login, answers map[string]string) (Outcome, error)
+	// Poll asks how a login that returned Running with PollAfter is doing.
+	Poll(ctx context.Context, l Login) (Outcome, error)
+	// Authorize returns where to send the user for a REDIRECT institution. The upstream must send
+	// state back to the callback, untouched.
+	Authorize(ctx context.Context, l Login, state, callbackURL string) (authorizationURL string, err error)
+	// Callback completes a redirect with the query parameters the upstream sent back.
+	Callback(ctx context.Context, l Login, params map[string]string) (Outcome, error)
+}
+
+// Login is what a provider knows of a connection while it logs in.
+type Login struct {
+	ConnectionID string
+	Institution  Institution
+	// Credentials by field name, decrypted for the call only.
+	Credentials map[string]string
+	// State is what the provider returned in its last Outcome (an upstream job id, a cursor).
+	State []byte
+	// Round counts the challenges answered so far.
+	Round int
+}
+
+// Outcome is where a provider says a login stands.
+type Outcome struct {
+	// Running (with PollAfter), WaitingMFA (with Challenge), Succeeded or Failed (with Reason).
+	Status       Status
+	Reason       Reason
+	UpstreamCode string
+	Message      string
+	Challenge    *Challenge
+	PollAfter    time.Duration
+	// State is kept (encrypted) and handed back in the next Login.
+	State []byte
+}

@@ -1,0 +1,565 @@
+package connection
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	apiv1 "puente.dev/gen/go/puente/api/v1"
+	"puente.dev/pkg/apierr"
+	"puente.dev/pkg/caller"
+	"puente.dev/pkg/ids"
+	"puente.dev/pkg/jobs"
+	"puente.dev/pkg/secretbox"
+)
+
+// Users checks that a user exists and belongs to the calling client (the authtoken service).
+type Users interface {
+	Check(ctx context.Context, userID string) error
+}
+
+// Service is the connection logic over a Store and the providers.
+type Service struct {
+	store     Store
+	providers map[string]Provider
+	box       *secretbox.Box
+	users     Users
+	log       *slog.Logger
+	now       func() time.Time
+}
+
+// NewService returns the service.
+func NewService(store Store, providers []Provider, box *secretbox.Box, users Users, log *slog.Logger) *Service {
+	s := &Service{store: store, providers: map[string]Provider{}, box: box, users: users, log: log, now: time.Now}
+	for _, p := range providers {
+		s.providers[p.Name()] = p
+	}
+	return s
+}
+
+// SetClock replaces the clock, for tests.
+func (s *Service) SetClock(now func() time.Time) { s.now = now }
+
+// SyncCatalogs refreshes every provider's institutions.
+func (s *Service) SyncCatalogs(ctx context.Context) error {
+	names := make([]string, 0, len(s.providers))
+	for name := range s.providers {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		ins, err := s.providers[name].Institutions(ctx)
+		if err != nil {
+			return fmt.Errorf("catalog of %s: %w", name, err)
+		}
+		if err := s.store.SyncInstitutions(ctx, name, ins); err != nil {
+			return fmt.Errorf("catalog of %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// ---- catalog
+
+// ListInstitutions lists the catalog; a widget session sees its country and products only.
+func (s *Service) ListInstitutions(ctx context.Context, p caller.Principal, f InstitutionFilter, page Page) ([]Institution, error) {
+	if p.Kind == apiv1.Principal_PRINCIPAL_WIDGET {
+		if f.Country != "" && f.Country != p.Country {
+			return nil, nil
+		}
+		f.Country, f.Products = p.Country, p.Products
+	}
+	return s.store.ListInstitutions(ctx, f, page)
+}
+
+// GetInstitution returns one institution; outside a widget session's country or products it is
+// not found.
+func (s *Service) GetInstitution(ctx context.Context, p caller.Principal, id string) (Institution, error) {
+	in, err := s.store.GetInstitution(ctx, id)
+	if err != nil {
+		return Institution{}, err
+	}
+	if !widgetMaySee(p, in) {
+		return Institution{}, ErrInstitutionNotFound
+	}
+	return in, nil
+}
+
+func widgetMaySee(p caller.Principal, in Institution) bool {
+	if p.Kind != apiv1.Principal_PRINCIPAL_WIDGET {
+		return true
+	}
+	if in.Country != p.Country {
+		return false
+	}
+	for _, prod := range p.Products {
+		if slices.Contains(in.Products, prod) {
+			return true
+		}
+	}
+	return false
+}
+
+// ---- connections
+
+// NewConnection is what CreateConnection takes.
+type NewConnection struct {
+	UserID        string
+	InstitutionID string
+	Credentials   map[string]string
+}
+
+// CreateConnection checks the credentials against the institution's fields, seals them, and
+// queues the login.
+func (s *Service) CreateConnection(ctx context.Context, p caller.Principal, n NewConnection) (Connection, []Step, error) {
+	if p.Kind == apiv1.Principal_PRINCIPAL_WIDGET {
+		if n.UserID != "" && n.UserID != p.UserID {
+			return Connection{}, nil, apierr.Invalid("user_id", "a widget session connects its own user only")
+		}
+		n.UserID = p.UserID
+	} else {
+		if n.UserID == "" {
+			return Connection{}, nil, apierr.Invalid("user_id", "is required")
+		}
+		if err := s.users.Check(ctx, n.UserID); err != nil {
+			return Connection{}, nil, err
+		}
+	}
+	in, err := s.GetInstitution(ctx, p, n.InstitutionID)
+	if err != nil {
+		return Connection{}, nil, err
+	}
+	if _, ok := s.providers[in.Provider]; !ok {
+		return Connection{}, nil, apierr.New(apierr.FailedPrecondition, "PROVIDER_DISABLED", "this institution's provider is not enabled")
+	}
+	if in.Auth == Redirect {
+		return Connection{}, nil, apierr.New(apierr.FailedPrecondition, "REDIRECT_NOT_SUPPORTED", "redirect institutions are not supported yet")
+	}
+	if err := CheckCredentials(in.Fields, n.Credentials); err != nil {
+		return Connection{}, nil, err
+	}
+	now := s.now().UTC()
+	c := Connection{
+		ID: ids.New("con"), ClientID: p.ClientID, UserID: n.UserID, InstitutionID: in.ID, Provider: in.Provider,
+		Status: Pending, UsernameHint: usernameHint(in.Fields, n.Credentials), CreatedAt: now, UpdatedAt: now,
+	}
+	sealed, err := s.sealCredentials(c.ID, n.Credentials)
+	if err != nil {
+		return Connection{}, nil, err
+	}
+	step := Step{Status: Pending, Message: "connection created", At: now}
+	if err := s.store.CreateConnection(ctx, c, Secrets{Credentials: sealed}, step, Job{Kind: JobLogin}); err != nil {
+		return Connection{}, nil, fmt.Errorf("create connection: %w", err)
+	}
+	return c, []Step{step}, nil
+}
+
+// CheckCredentials checks values against an institution's fields: required fields present,
+// values matching the field's validation and options, no unknown field.
+func CheckCredentials(fields []CredentialField, values map[string]string) error {
+	known := map[string]CredentialField{}
+	for _, f := range fields {
+		known[f.Name] = f
+	}
+	names := make([]string, 0, len(values))
+	for name := range values {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if _, ok := known[name]; !ok {
+			return apierr.Invalid("credentials."+name, "is not a field of this institution")
+		}
+	}
+	for _, f := range fields {
+		v, ok := values[f.Name]
+		field := "credentials." + f.Name
+		switch {
+		case !ok || v == "":
+			if f.Required {
+				return apierr.Invalid(field, "is required")
+			}
+			continue
+		case f.Type == Select && !slices.ContainsFunc(f.Options, func(o Option) bool { return o.Value == v }):
+			return apierr.Invalid(field, "is not one of the field's options")
+		case f.Validation != "":
+			re, err := regexp.Compile(f.Validation)
+			if err == nil && !re.MatchString(v) {
+				return apierr.Invalid(field, "does not match the format the institution expects")
+			}
+		}
+	}
+	return nil
+}
+
+// usernameHint masks the username field's value so a user can tell connections apart.
+func usernameHint(fields []CredentialField, values map[string]string) string {
+	for _, f := range fields {
+		if f.IsUsername && f.Type != Password {
+			v := []rune(values[f.Name])
+			if len(v) <= 4 {
+				return strings.Repeat("•", len(v))
+			}
+			return string(v[:2]) + strings.Repeat("•", len(v)-4) + string(v[len(v)-2:])
+		}
+	}
+	return ""
+}
+
+func (s *Service) sealCredentials(connectionID string, creds map[string]string) ([]byte, error) {
+	raw, err := json.Marshal(creds)
+	if err != nil {
+		return nil, err
+	}
+	return s.box.Seal(raw, []byte("credentials:"+connectionID)), nil
+}
+
+// GetConnection returns a connection and its timeline, if the caller may see it.
+func (s *Service) GetConnection(ctx context.Context, p caller.Principal, id string) (Connection, []Step, error) {
+	c, steps, err := s.store.GetConnection(ctx, p.ClientID, id)
+	if err != nil {
+		return Connection{}, nil, err
+	}
+	if p.UserID != "" && c.UserID != p.UserID {
+		// Widget sessions and task tokens see their own user's connections only.
+		return Connection{}, nil, ErrConnectionNotFound
+	}
+	return c, steps, nil
+}
+
+// ListConnections lists a client's connections (a task token: its user's).
+func (s *Service) ListConnections(ctx context.Context, p caller.Principal, userID string, page Page) ([]Connection, error) {
+	if p.UserID != "" {
+		if userID != "" && userID != p.UserID {
+			return nil, nil
+		}
+		userID = p.UserID
+	}
+	return s.store.ListConnections(ctx, p.ClientID, userID, page)
+}
+
+// SubmitMFA records the answers to the pending challenge and queues them for the upstream.
+func (s *Service) SubmitMFA(ctx context.Context, p caller.Principal, id, challengeID string, answers map[string]string) (Connection, error) {
+	if _, _, err := s.GetConnection(ctx, p, id); err != nil {
+		return Connection{}, err
+	}
+	now := s.now().UTC()
+	return s.store.Update(ctx, p.ClientID, id, func(c *Connection, sec *Secrets) (Change, error) {
+		switch {
+		case c.Status != WaitingMFA || c.Challenge == nil:
+			return Change{}, ErrNotWaitingMFA
+		case c.Challenge.ID != challengeID:
+			return Change{}, ErrStaleChallenge
+		case !now.Before(c.Challenge.ExpiresAt):
+			return Change{}, ErrNotWaitingMFA
+		}
+		for _, f := range c.Challenge.Fields {
+			if answers[f.Name] == "" {
+				return Change{}, apierr.Invalid("answers."+f.Name, "is required")
+			}
+		}
+		raw, err := json.Marshal(answers)
+		if err != nil {
+			return Change{}, err
+		}
+		sec.Answers = s.box.Seal(raw, []byte("answers:"+c.ID))
+		c.Status, c.Challenge, c.UpdatedAt = Running, nil, now
+		return Change{Step: &Step{Status: Running, Message: "two-factor answer received", At: now}, Jobs: []Job{{Kind: JobAnswer}}}, nil
+	})
+}
+
+// DeleteConnection deletes a connection and destroys its credentials.
+func (s *Service) DeleteConnection(ctx context.Context, p caller.Principal, id string) error {
+	if _, _, err := s.GetConnection(ctx, p, id); err != nil {
+		return err
+	}
+	return s.store.DeleteConnection(ctx, p.ClientID, id)
+}
+
+// Reauthenticate logs a failed or succeeded connection in again, with new credentials when
+// given, keeping its id.
+func (s *Service) Reauthenticate(ctx context.Context, p caller.Principal, id string, creds map[string]string) (Connection, error) {
+	c, _, err := s.GetConnection(ctx, p, id)
+	if err != nil {
+		return Connection{}, err
+	}
+	var sealed []byte
+	if len(creds) > 0 {
+		in, err := s.store.GetInstitution(ctx, c.InstitutionID)
+		if err != nil {
+			return Connection{}, err
+		}
+		if err := CheckCredentials(in.Fields, creds); err != nil {
+			return Connection{}, err
+		}
+		if sealed, err = s.sealCredentials(id, creds); err != nil {
+			return Connection{}, err
+		}
+	}
+	now := s.now().UTC()
+	return s.store.Update(ctx, p.ClientID, id, func(c *Connection, sec *Secrets) (Change, error) {
+		if !c.Status.Final() {
+			return Change{}, ErrNotFinal
+		}
+		if sealed != nil {
+			sec.Credentials = sealed
+		}
+		sec.ProviderState, sec.Answers, sec.Round = nil, nil, 0
+		c.Status, c.Reason, c.UpstreamCode, c.Challenge, c.UpdatedAt = Pending, NoReason, "", nil, now
+		return Change{Step: &Step{Status: Pending, Message: "re-authentication requested", At: now}, Jobs: []Job{{Kind: JobLogin}}}, nil
+	})
+}
+
+// Watch sends the connection and timeline now and after every change, until it is final or ctx
+// ends.
+func (s *Service) Watch(ctx context.Context, p caller.Principal, id string, send func(Connection, []Step) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	changes, err := s.store.Changes(ctx)
+	if err != nil {
+		return err
+	}
+	poll := time.NewTicker(2 * time.Second)
+	defer poll.Stop()
+	var sent string
+	for {
+		c, steps, err := s.GetConnection(ctx, p, id)
+		if err != nil {
+			return err
+		}
+		if seen := fmt.Sprint(len(steps), c.Status, c.UpdatedAt.UnixNano()); seen != sent {
+			if err := send(c, steps); err != nil {
+				return err
+			}
+			sent = seen
+		}
+		if c.Status.Final() {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case changed := <-changes:
+			if changed != id {
+				continue
+			}
+		case <-poll.C:
+		}
+	}
+}
+
+// ---- background work
+
+// The jobs of a connection's login.
+const (
+	JobLogin      = "connection.login"
+	JobAnswer     = "connection.answer"
+	JobPoll       = "connection.poll"
+	JobMFATimeout = "connection.mfa_timeout"
+)
+
+// Handlers are the service's job handlers.
+func (s *Service) Handlers() map[string]jobs.Handler {
+	return map[string]jobs.Handler{
+		JobLogin:      s.handle(JobLogin),
+		JobAnswer:     s.handle(JobAnswer),
+		JobPoll:       s.handle(JobPoll),
+		JobMFATimeout: s.mfaTimeout,
+	}
+}
+
+type jobArgs struct {
+	ConnectionID string `json:"connection_id"`
+	ChallengeID  string `json:"challenge_id"`
+}
+
+// expects says which statuses a job acts on; any other means the job is stale (the connection
+// moved on, was re-authenticated or deleted) and it ends quietly.
+var expects = map[string][]Status{
+	JobLogin:  {Pending, Starting},
+	JobAnswer: {Running},
+	JobPoll:   {Running},
+}
+
+// handle runs one step of a login: it claims the connection, calls the provider outside any
+// transaction, and applies the outcome. A crash in between leaves the job to run again after
+// its lease; a job that keeps failing ends the connection FAILED, never stuck.
+func (s *Service) handle(kind string) jobs.Handler {
+	return func(ctx context.Context, j jobs.Job) error {
+		var a jobArgs
+		if err := json.Unmarshal(j.Args, &a); err != nil {
+			return jobs.Cancel(fmt.Errorf("bad args: %w", err))
+		}
+		var login Login
+		var answers map[string]string
+		var in Institution
+		claimed, err := s.store.Update(ctx, "", a.ConnectionID, func(c *Connection, sec *Secrets) (Change, error) {
+			if !slices.Contains(expects[kind], c.Status) || (kind == JobAnswer && sec.Answers == nil) {
+				return Change{}, errStale
+			}
+			var err error
+			if in, err = s.store.GetInstitution(ctx, c.InstitutionID); err != nil {
+				return Change{}, err
+			}
+			if login, answers, err = s.openLogin(c, sec, in); err != nil {
+				return Change{}, err
+			}
+			if c.Status == Pending {
+				now := s.now().UTC()
+				c.Status, c.UpdatedAt = Starting, now
+				return Change{Step: &Step{Status: Starting, Message: "login started", At: now}}, nil
+			}
+			return Change{}, nil
+		})
+		switch {
+		case errors.Is(err, errStale), errors.Is(err, ErrConnectionNotFound):
+			return nil
+		case err != nil:
+			return err
+		}
+		prov, ok := s.providers[claimed.Provider]
+		if !ok {
+			return s.fail(ctx, claimed.ID, Internal, "", "provider not enabled")
+		}
+		var out Outcome
+		switch kind {
+		case JobLogin:
+			out, err = prov.Start(ctx, login)
+		case JobAnswer:
+			out, err = prov.Answer(ctx, login, answers)
+		case JobPoll:
+			out, err = prov.Poll(ctx, login)
+		}
+		if err != nil {
+			if j.Attempt >= j.MaxAttempts {
+				return s.fail(ctx, claimed.ID, Internal, "", "the provider kept failing")
+			}
+			return fmt.Errorf("%s %s: %w", kind, claimed.ID, err)
+		}
+		return s.apply(ctx, claimed.ID, kind, out)
+	}
+}
+
+var errStale = errors.New("stale job")
+
+func (s *Service) openLogin(c *Connection, sec *Secrets, in Institution) (Login, map[string]string, error) {
+	l := Login{ConnectionID: c.ID, Institution: in, Round: sec.Round}
+	if sec.Credentials != nil {
+		raw, err := s.box.Open(sec.Credentials, []byte("credentials:"+c.ID))
+		if err != nil {
+			return l, nil, fmt.Errorf("open credentials: %w", err)
+		}
+		if err := json.Unmarshal(raw, &l.Credentials); err != nil {
+			return l, nil, err
+		}
+	}
+	if sec.ProviderState != nil {
+		raw, err := s.box.Open(sec.ProviderState, []byte("state:"+c.ID))
+		if err != nil {
+			return l, nil, fmt.Errorf("open provider state: %w", err)
+		}
+		l.State = raw
+	}
+	var answers map[string]string
+	if sec.Answers != nil {
+		raw, err := s.box.Open(sec.Answers, []byte("answers:"+c.ID))
+		if err != nil {
+			return l, nil, fmt.Errorf("open answers: %w", err)
+		}
+		if err := json.Unmarshal(raw, &answers); err != nil {
+			return l, nil, err
+		}
+	}
+	return l, answers, nil
+}
+
+// apply records a provider's outcome, if the connection is still where the job left it.
+func (s *Service) apply(ctx context.Context, id, kind string, out Outcome) error {
+	now := s.now().UTC()
+	_, err := s.store.Update(ctx, "", id, func(c *Connection, sec *Secrets) (Change, error) {
+		if c.Status != Starting && c.Status != Running {
+			return Change{}, errStale
+		}
+		if out.State != nil {
+			sec.ProviderState = s.box.Seal(out.State, []byte("state:"+c.ID))
+		}
+		if kind == JobAnswer {
+			sec.Answers = nil
+			sec.Round++
+		}
+		c.UpstreamCode, c.UpdatedAt, c.Challenge, c.Reason = out.UpstreamCode, now, nil, NoReason
+		step := &Step{Status: out.Status, UpstreamCode: out.UpstreamCode, Message: out.Message, At: now}
+		var jobsToRun []Job
+		switch out.Status {
+		case Running:
+			c.Status = Running
+			jobsToRun = append(jobsToRun, Job{Kind: JobPoll, RunAt: now.Add(max(out.PollAfter, time.Second))})
+			if c.Status == Running && kind == JobPoll {
+				step = nil // still running: nothing new to tell
+			}
+		case WaitingMFA:
+			if out.Challenge == nil {
+				return Change{}, fmt.Errorf("provider asked for two-factor without a challenge")
+			}
+			c.Status, c.Challenge = WaitingMFA, out.Challenge
+			jobsToRun = append(jobsToRun, Job{Kind: JobMFATimeout, ChallengeID: out.Challenge.ID, RunAt: out.Challenge.ExpiresAt})
+		case Succeeded:
+			c.Status = Succeeded
+			sec.Answers = nil
+		case Failed:
+			c.Status, c.Reason = Failed, out.Reason
+			step.Reason = out.Reason
+			sec.Answers = nil
+		default:
+			return Change{}, fmt.Errorf("provider returned status %q", out.Status)
+		}
+		return Change{Step: step, Jobs: jobsToRun}, nil
+	})
+	if errors.Is(err, errStale) || errors.Is(err, ErrConnectionNotFound) {
+		return nil
+	}
+	return err
+}
+
+func (s *Service) fail(ctx context.Context, id string, reason Reason, code, msg string) error {
+	now := s.now().UTC()
+	_, err := s.store.Update(ctx, "", id, func(c *Connection, sec *Secrets) (Change, error) {
+		if c.Status.Final() {
+			return Change{}, errStale
+		}
+		c.Status, c.Reason, c.UpstreamCode, c.Challenge, c.UpdatedAt = Failed, reason, code, nil, now
+		sec.Answers = nil
+		return Change{Step: &Step{Status: Failed, Reason: reason, UpstreamCode: code, Message: msg, At: now}}, nil
+	})
+	if errors.Is(err, errStale) || errors.Is(err, ErrConnectionNotFound) {
+		return nil
+	}
+	return err
+}
+
+// mfaTimeout fails a connection whose challenge went unanswered past its deadline.
+func (s *Service) mfaTimeout(ctx context.Context, j jobs.Job) error {
+	var a jobArgs
+	if err := json.Unmarshal(j.Args, &a); err != nil {
+		return jobs.Cancel(fmt.Errorf("bad args: %w", err))
+	}
+	now := s.now().UTC()
+	_, err := s.store.Update(ctx, "", a.ConnectionID, func(c *Connection, sec *Secrets) (Change, error) {
+		if c.Status != WaitingMFA || c.Challenge == nil || c.Challenge.ID != a.ChallengeID {
+			return Change{}, errStale
+		}
+		c.Status, c.Reason, c.Challenge, c.UpdatedAt = Failed, MFATimeout, nil, now
+		return Change{Step: &Step{Status: Failed, Reason: MFATimeout, Message: "two-factor challenge expired unanswered", At: now}}, nil
+	})
+	if errors.Is(err, errStale) || errors.Is(err, ErrConnectionNotFound) {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,26 @@
+package connection
+
+import "context"
+
+// Store keeps the catalog and the connections. Methods taking a client id never see another
+// client's connections: a foreign id reads as not found.
+type Store interface {
+	// SyncInstitutions upserts a provider's catalog by (provider, external id), keeping our ids.
+	SyncInstitutions(ctx context.Context, provider string, ins []Institution) error
+	ListInstitutions(ctx context.Context, f InstitutionFilter, p Page) ([]Institution, error)
+	GetInstitution(ctx context.Context, id string) (Institution, error)
+
+	// CreateConnection stores a new connection with its first step, its event and its first job.
+	CreateConnection(ctx context.Context, c Connection, s Secrets, step Step, job Job) error
+	// GetConnection returns a connection and its timeline, oldest step first.
+	GetConnection(ctx context.Context, clientID, id string) (Connection, []Step, error)
+	ListConnections(ctx context.Context, clientID, userID string, p Page) ([]Connection, error)
+	// Update locks the connection, lets fn change it and its secrets, and writes the result, the
+	// step and event fn reports, and the jobs it asks for, in one transaction. clientID "" is the
+	// service's own background work.
+	Update(ctx context.Context, clientID, id string, fn func(c *Connection, s *Secrets) (Change, error)) (Connection, error)
+	// DeleteConnection removes the connection, its secrets and its timeline.
+	DeleteConnection(ctx context.Context, clientID, id string) error
+	// Changes delivers the id of every connection that changes, until ctx ends.
+	Changes(ctx context.Context) (<-chan string, error)
+}
