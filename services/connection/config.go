@@ -1,6 +1,10 @@
 package connection
 
-import "errors"
+import (
+	"encoding/base64"
+	"errors"
+	"net/url"
+)
 
 // Config is the connection service's configuration.
 type Config struct {
@@ -9,6 +13,11 @@ type Config struct {
 	EncryptionKeys string `env:"PUENTE_ENCRYPTION_KEYS"`
 	// Sandbox enables the Sandbox provider (scripted users, no upstream).
 	Sandbox bool `env:"PUENTE_SANDBOX" default:"true"`
+	// PublicURL is where browsers reach Puente's REST API; redirect institutions send users back
+	// to PublicURL/v1/connections:callback.
+	PublicURL string `env:"PUENTE_PUBLIC_URL" default:"http://127.0.0.1:8080"`
+	// HashKey (base64, 32 bytes) keys the hash under which redirect states are stored.
+	HashKey string `env:"PUENTE_HASH_KEY"`
 	// Workers is how many background jobs (logins) this process runs at once.
 	Workers int `env:"PUENTE_CONNECTION_WORKERS" default:"8"`
 }
@@ -17,6 +26,12 @@ type Config struct {
 func (c Config) Validate() error {
 	if c.EncryptionKeys == "" {
 		return errors.New("PUENTE_ENCRYPTION_KEYS must be set")
+	}
+	if k, err := base64.StdEncoding.DecodeString(c.HashKey); err != nil || len(k) != 32 {
+		return errors.New("PUENTE_HASH_KEY must be 32 bytes, base64")
+	}
+	if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return errors.New("PUENTE_PUBLIC_URL must be an absolute http(s) URL")
 	}
 	if c.Workers < 1 {
 		return errors.New("PUENTE_CONNECTION_WORKERS must be at least 1")

@@ -165,6 +165,7 @@ var (
 	ErrNotWaitingMFA       = apierr.New(apierr.FailedPrecondition, "NOT_WAITING_MFA", "the connection is not waiting for a two-factor answer")
 	ErrStaleChallenge      = apierr.Invalid("challenge_id", "is not the challenge the connection is waiting on")
 	ErrNotFinal            = apierr.New(apierr.FailedPrecondition, "LOGIN_IN_PROGRESS", "the connection's login is still in progress")
+	ErrRedirectState       = apierr.New(apierr.FailedPrecondition, "REDIRECT_STATE_INVALID", "the redirect state is invalid or was already used")
 )
 
 // Page is a position in a list: the id after which the next page starts.
@@ -188,7 +189,8 @@ type InstitutionFilter struct {
 type Secrets struct {
 	Credentials   []byte
 	ProviderState []byte
-	Answers       []byte
+	Answers       []byte // two-factor answers, or a redirect's callback parameters, waiting for a job
+	RedirectState []byte // keyed hash of a redirect's single-use state
 	Round         int
 }
 

@@ -162,6 +162,20 @@ func (g *GRPC) DeleteConnection(ctx context.Context, req *connectionv1.DeleteCon
 	return &connectionv1.DeleteConnectionResponse{}, nil
 }
 
+func (g *GRPC) CompleteRedirect(ctx context.Context, req *connectionv1.CompleteRedirectRequest) (*connectionv1.CompleteRedirectResponse, error) {
+	params := map[string]string{}
+	for k, v := range map[string]string{"code": req.GetCode(), "error": req.GetError(), "result": req.GetResult()} {
+		if v != "" {
+			params[k] = v
+		}
+	}
+	c, err := g.svc.CompleteRedirect(ctx, req.GetState(), params)
+	if err != nil {
+		return nil, err
+	}
+	return &connectionv1.CompleteRedirectResponse{Connection: connectionProto(c, nil)}, nil
+}
+
 func (g *GRPC) ReauthenticateConnection(ctx context.Context, req *connectionv1.ReauthenticateConnectionRequest) (*connectionv1.ReauthenticateConnectionResponse, error) {
 	c, err := g.svc.Reauthenticate(ctx, caller.From(ctx), req.GetId(), req.GetCredentials())
 	if err != nil {

@@ -2,6 +2,10 @@ package connection
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -30,18 +34,41 @@ type Service struct {
 	store     Store
 	providers map[string]Provider
 	box       *secretbox.Box
+	hashKey   []byte
+	callback  string
 	users     Users
 	log       *slog.Logger
 	now       func() time.Time
 }
 
-// NewService returns the service.
-func NewService(store Store, providers []Provider, box *secretbox.Box, users Users, log *slog.Logger) *Service {
-	s := &Service{store: store, providers: map[string]Provider{}, box: box, users: users, log: log, now: time.Now}
+// RedirectTimeout is how long a connection waits for its user to come back from a redirect.
+const RedirectTimeout = 30 * time.Minute
+
+// NewService checks cfg and returns the service.
+func NewService(store Store, providers []Provider, users Users, cfg Config, log *slog.Logger) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("connection config: %w", err)
+	}
+	box, err := secretbox.Parse(cfg.EncryptionKeys)
+	if err != nil {
+		return nil, fmt.Errorf("connection config: PUENTE_ENCRYPTION_KEYS: %w", err)
+	}
+	hashKey, _ := base64.StdEncoding.DecodeString(cfg.HashKey)
+	s := &Service{
+		store: store, providers: map[string]Provider{}, box: box, hashKey: hashKey,
+		callback: strings.TrimRight(cfg.PublicURL, "/") + "/v1/connections:callback",
+		users:    users, log: log, now: time.Now,
+	}
 	for _, p := range providers {
 		s.providers[p.Name()] = p
 	}
-	return s
+	return s, nil
+}
+
+func (s *Service) hash(secret string) []byte {
+	m := hmac.New(sha256.New, s.hashKey)
+	m.Write([]byte(secret))
+	return m.Sum(nil)
 }
 
 // SetClock replaces the clock, for tests.
@@ -139,17 +166,31 @@ func (s *Service) CreateConnection(ctx context.Context, p caller.Principal, n Ne
 	if _, ok := s.providers[in.Provider]; !ok {
 		return Connection{}, nil, apierr.New(apierr.FailedPrecondition, "PROVIDER_DISABLED", "this institution's provider is not enabled")
 	}
+	now := s.now().UTC()
+	c := Connection{
+		ID: ids.New("con"), ClientID: p.ClientID, UserID: n.UserID, InstitutionID: in.ID, Provider: in.Provider,
+		Status: Pending, CreatedAt: now, UpdatedAt: now,
+	}
 	if in.Auth == Redirect {
-		return Connection{}, nil, apierr.New(apierr.FailedPrecondition, "REDIRECT_NOT_SUPPORTED", "redirect institutions are not supported yet")
+		if len(n.Credentials) > 0 {
+			return Connection{}, nil, apierr.Invalid("credentials", "a redirect institution takes no credentials")
+		}
+		var sec Secrets
+		var err error
+		if c.AuthorizationURL, sec.RedirectState, err = s.startRedirect(ctx, c.ID, in); err != nil {
+			return Connection{}, nil, err
+		}
+		c.Status = WaitingRedirect
+		step := Step{Status: WaitingRedirect, Message: "waiting for the user at the institution", At: now}
+		if err := s.store.CreateConnection(ctx, c, sec, step, Job{Kind: JobRedirectTimeout, RunAt: now.Add(RedirectTimeout)}); err != nil {
+			return Connection{}, nil, fmt.Errorf("create connection: %w", err)
+		}
+		return c, []Step{step}, nil
 	}
 	if err := CheckCredentials(in.Fields, n.Credentials); err != nil {
 		return Connection{}, nil, err
 	}
-	now := s.now().UTC()
-	c := Connection{
-		ID: ids.New("con"), ClientID: p.ClientID, UserID: n.UserID, InstitutionID: in.ID, Provider: in.Provider,
-		Status: Pending, UsernameHint: usernameHint(in.Fields, n.Credentials), CreatedAt: now, UpdatedAt: now,
-	}
+	c.UsernameHint = usernameHint(in.Fields, n.Credentials)
 	sealed, err := s.sealCredentials(c.ID, n.Credentials)
 	if err != nil {
 		return Connection{}, nil, err
@@ -159,6 +200,42 @@ func (s *Service) CreateConnection(ctx context.Context, p caller.Principal, n Ne
 		return Connection{}, nil, fmt.Errorf("create connection: %w", err)
 	}
 	return c, []Step{step}, nil
+}
+
+// startRedirect makes a single-use state for a redirect and asks the provider where to send the
+// user. Only the state's keyed hash is kept.
+func (s *Service) startRedirect(ctx context.Context, connectionID string, in Institution) (authURL string, stateHash []byte, err error) {
+	b := make([]byte, 32)
+	rand.Read(b)
+	state := "pst_" + base64.RawURLEncoding.EncodeToString(b)
+	authURL, err = s.providers[in.Provider].Authorize(ctx, Login{ConnectionID: connectionID, Institution: in}, state, s.callback)
+	if err != nil {
+		return "", nil, fmt.Errorf("authorize at %s: %w", in.Provider, err)
+	}
+	return authURL, s.hash(state), nil
+}
+
+// CompleteRedirect spends a redirect's state and queues the rest of the login.
+func (s *Service) CompleteRedirect(ctx context.Context, state string, params map[string]string) (Connection, error) {
+	hash := s.hash(state)
+	clientID, id, err := s.store.ConnectionByRedirectState(ctx, hash)
+	if err != nil {
+		return Connection{}, err
+	}
+	raw, err := json.Marshal(params)
+	if err != nil {
+		return Connection{}, err
+	}
+	now := s.now().UTC()
+	return s.store.Update(ctx, clientID, id, func(c *Connection, sec *Secrets) (Change, error) {
+		if c.Status != WaitingRedirect || !hmac.Equal(sec.RedirectState, hash) {
+			return Change{}, ErrRedirectState
+		}
+		sec.RedirectState = nil // single use
+		sec.Answers = s.box.Seal(raw, []byte("answers:"+c.ID))
+		c.Status, c.AuthorizationURL, c.UpdatedAt = Running, "", now
+		return Change{Step: &Step{Status: Running, Message: "the user came back from the institution", At: now}, Jobs: []Job{{Kind: JobCallback}}}, nil
+	})
 }
 
 // CheckCredentials checks values against an institution's fields: required fields present,
@@ -290,12 +367,30 @@ func (s *Service) Reauthenticate(ctx context.Context, p caller.Principal, id str
 	if err != nil {
 		return Connection{}, err
 	}
-	var sealed []byte
-	if len(creds) > 0 {
-		in, err := s.store.GetInstitution(ctx, c.InstitutionID)
+	in, err := s.store.GetInstitution(ctx, c.InstitutionID)
+	if err != nil {
+		return Connection{}, err
+	}
+	now := s.now().UTC()
+	if in.Auth == Redirect {
+		authURL, stateHash, err := s.startRedirect(ctx, id, in)
 		if err != nil {
 			return Connection{}, err
 		}
+		return s.store.Update(ctx, p.ClientID, id, func(c *Connection, sec *Secrets) (Change, error) {
+			if !c.Status.Final() {
+				return Change{}, ErrNotFinal
+			}
+			sec.RedirectState, sec.ProviderState, sec.Answers, sec.Round = stateHash, nil, nil, 0
+			c.Status, c.Reason, c.UpstreamCode, c.AuthorizationURL, c.UpdatedAt = WaitingRedirect, NoReason, "", authURL, now
+			return Change{
+				Step: &Step{Status: WaitingRedirect, Message: "re-authentication: waiting for the user at the institution", At: now},
+				Jobs: []Job{{Kind: JobRedirectTimeout, RunAt: now.Add(RedirectTimeout)}},
+			}, nil
+		})
+	}
+	var sealed []byte
+	if len(creds) > 0 {
 		if err := CheckCredentials(in.Fields, creds); err != nil {
 			return Connection{}, err
 		}
@@ -303,7 +398,6 @@ func (s *Service) Reauthenticate(ctx context.Context, p caller.Principal, id str
 			return Connection{}, err
 		}
 	}
-	now := s.now().UTC()
 	return s.store.Update(ctx, p.ClientID, id, func(c *Connection, sec *Secrets) (Change, error) {
 		if !c.Status.Final() {
 			return Change{}, ErrNotFinal
@@ -363,15 +457,20 @@ const (
 	JobAnswer     = "connection.answer"
 	JobPoll       = "connection.poll"
 	JobMFATimeout = "connection.mfa_timeout"
+	JobCallback   = "connection.callback"
+	// JobRedirectTimeout fails a connection whose user never came back from a redirect.
+	JobRedirectTimeout = "connection.redirect_timeout"
 )
 
 // Handlers are the service's job handlers.
 func (s *Service) Handlers() map[string]jobs.Handler {
 	return map[string]jobs.Handler{
-		JobLogin:      s.handle(JobLogin),
-		JobAnswer:     s.handle(JobAnswer),
-		JobPoll:       s.handle(JobPoll),
-		JobMFATimeout: s.mfaTimeout,
+		JobLogin:           s.handle(JobLogin),
+		JobAnswer:          s.handle(JobAnswer),
+		JobPoll:            s.handle(JobPoll),
+		JobMFATimeout:      s.mfaTimeout,
+		JobCallback:        s.handle(JobCallback),
+		JobRedirectTimeout: s.redirectTimeout,
 	}
 }
 
@@ -383,9 +482,10 @@ type jobArgs struct {
 // expects says which statuses a job acts on; any other means the job is stale (the connection
 // moved on, was re-authenticated or deleted) and it ends quietly.
 var expects = map[string][]Status{
-	JobLogin:  {Pending, Starting},
-	JobAnswer: {Running},
-	JobPoll:   {Running},
+	JobLogin:    {Pending, Starting},
+	JobAnswer:   {Running},
+	JobPoll:     {Running},
+	JobCallback: {Running},
 }
 
 // handle runs one step of a login: it claims the connection, calls the provider outside any
@@ -401,7 +501,7 @@ func (s *Service) handle(kind string) jobs.Handler {
 		var answers map[string]string
 		var in Institution
 		claimed, err := s.store.Update(ctx, "", a.ConnectionID, func(c *Connection, sec *Secrets) (Change, error) {
-			if !slices.Contains(expects[kind], c.Status) || (kind == JobAnswer && sec.Answers == nil) {
+			if !slices.Contains(expects[kind], c.Status) || ((kind == JobAnswer || kind == JobCallback) && sec.Answers == nil) {
 				return Change{}, errStale
 			}
 			var err error
@@ -436,6 +536,8 @@ func (s *Service) handle(kind string) jobs.Handler {
 			out, err = prov.Answer(ctx, login, answers)
 		case JobPoll:
 			out, err = prov.Poll(ctx, login)
+		case JobCallback:
+			out, err = prov.Callback(ctx, login, answers)
 		}
 		if err != nil {
 			if j.Attempt >= j.MaxAttempts {
@@ -490,8 +592,10 @@ func (s *Service) apply(ctx context.Context, id, kind string, out Outcome) error
 		if out.State != nil {
 			sec.ProviderState = s.box.Seal(out.State, []byte("state:"+c.ID))
 		}
-		if kind == JobAnswer {
+		if kind == JobAnswer || kind == JobCallback {
 			sec.Answers = nil
+		}
+		if kind == JobAnswer {
 			sec.Round++
 		}
 		c.UpstreamCode, c.UpdatedAt, c.Challenge, c.Reason = out.UpstreamCode, now, nil, NoReason
@@ -537,6 +641,27 @@ func (s *Service) fail(ctx context.Context, id string, reason Reason, code, msg 
 		c.Status, c.Reason, c.UpstreamCode, c.Challenge, c.UpdatedAt = Failed, reason, code, nil, now
 		sec.Answers = nil
 		return Change{Step: &Step{Status: Failed, Reason: reason, UpstreamCode: code, Message: msg, At: now}}, nil
+	})
+	if errors.Is(err, errStale) || errors.Is(err, ErrConnectionNotFound) {
+		return nil
+	}
+	return err
+}
+
+// redirectTimeout fails a connection still waiting for its user to come back.
+func (s *Service) redirectTimeout(ctx context.Context, j jobs.Job) error {
+	var a jobArgs
+	if err := json.Unmarshal(j.Args, &a); err != nil {
+		return jobs.Cancel(fmt.Errorf("bad args: %w", err))
+	}
+	now := s.now().UTC()
+	_, err := s.store.Update(ctx, "", a.ConnectionID, func(c *Connection, sec *Secrets) (Change, error) {
+		if c.Status != WaitingRedirect || now.Sub(c.UpdatedAt) < RedirectTimeout {
+			return Change{}, errStale
+		}
+		sec.RedirectState = nil
+		c.Status, c.Reason, c.AuthorizationURL, c.UpdatedAt = Failed, UserActionRequired, "", now
+		return Change{Step: &Step{Status: Failed, Reason: UserActionRequired, Message: "the user did not come back from the institution", At: now}}, nil
 	})
 	if errors.Is(err, errStale) || errors.Is(err, ErrConnectionNotFound) {
 		return nil

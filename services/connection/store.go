@@ -19,6 +19,8 @@ type Store interface {
 	// step and event fn reports, and the jobs it asks for, in one transaction. clientID "" is the
 	// service's own background work.
 	Update(ctx context.Context, clientID, id string, fn func(c *Connection, s *Secrets) (Change, error)) (Connection, error)
+	// ConnectionByRedirectState finds the connection waiting on a redirect with this state hash.
+	ConnectionByRedirectState(ctx context.Context, stateHash []byte) (clientID, id string, err error)
 	// DeleteConnection removes the connection, its secrets and its timeline.
 	DeleteConnection(ctx context.Context, clientID, id string) error
 	// Changes delivers the id of every connection that changes, until ctx ends.

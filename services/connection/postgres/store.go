@@ -176,10 +176,10 @@ func (s *Store) CreateConnection(ctx context.Context, c connection.Connection, s
 			return err
 		}
 		_, err = tx.Exec(ctx, `INSERT INTO connections (id, client_id, user_id, institution_id, provider, status, reason, upstream_code,
-				challenge, authorization_url, username_hint, credentials, provider_state, answers, round, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
+				challenge, authorization_url, username_hint, credentials, provider_state, answers, redirect_state, round, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
 			c.ID, c.ClientID, c.UserID, c.InstitutionID, c.Provider, string(c.Status), string(c.Reason), c.UpstreamCode,
-			ch, c.AuthorizationURL, c.UsernameHint, sec.Credentials, sec.ProviderState, sec.Answers, sec.Round, c.CreatedAt, c.UpdatedAt)
+			ch, c.AuthorizationURL, c.UsernameHint, sec.Credentials, sec.ProviderState, sec.Answers, sec.RedirectState, sec.Round, c.CreatedAt, c.UpdatedAt)
 		if err != nil {
 			return fmt.Errorf("insert connection: %w", err)
 		}
@@ -252,9 +252,9 @@ func (s *Store) ListConnections(ctx context.Context, clientID, userID string, p 
 func (s *Store) Update(ctx context.Context, clientID, id string, fn func(*connection.Connection, *connection.Secrets) (connection.Change, error)) (out connection.Connection, err error) {
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var sec connection.Secrets
-		c, err := scanConnection(tx.QueryRow(ctx, `SELECT `+connectionColumns+`, credentials, provider_state, answers, round
+		c, err := scanConnection(tx.QueryRow(ctx, `SELECT `+connectionColumns+`, credentials, provider_state, answers, redirect_state, round
 			FROM connections WHERE ($1 = '' OR client_id = $1) AND id = $2 FOR UPDATE`, clientID, id),
-			&sec.Credentials, &sec.ProviderState, &sec.Answers, &sec.Round)
+			&sec.Credentials, &sec.ProviderState, &sec.Answers, &sec.RedirectState, &sec.Round)
 		if err != nil {
 			return interpretError(err, connection.ErrConnectionNotFound)
 		}
@@ -267,16 +267,22 @@ func (s *Store) Update(ctx context.Context, clientID, id string, fn func(*connec
 			return err
 		}
 		if _, err := tx.Exec(ctx, `UPDATE connections SET status = $2, reason = $3, upstream_code = $4, challenge = $5,
-				authorization_url = $6, credentials = $7, provider_state = $8, answers = $9, round = $10, updated_at = $11
+				authorization_url = $6, credentials = $7, provider_state = $8, answers = $9, redirect_state = $10, round = $11,
+				updated_at = $12
 			WHERE id = $1`,
 			c.ID, string(c.Status), string(c.Reason), c.UpstreamCode, ch, c.AuthorizationURL,
-			sec.Credentials, sec.ProviderState, sec.Answers, sec.Round, c.UpdatedAt); err != nil {
+			sec.Credentials, sec.ProviderState, sec.Answers, sec.RedirectState, sec.Round, c.UpdatedAt); err != nil {
 			return fmt.Errorf("update connection: %w", err)
 		}
 		out = c
 		return record(ctx, tx, c, change)
 	})
 	return out, err
+}
+
+func (s *Store) ConnectionByRedirectState(ctx context.Context, stateHash []byte) (clientID, id string, err error) {
+	err = s.pool.QueryRow(ctx, `SELECT client_id, id FROM connections WHERE redirect_state = $1`, stateHash).Scan(&clientID, &id)
+	return clientID, id, interpretError(err, connection.ErrRedirectState)
 }
 
 func (s *Store) DeleteConnection(ctx context.Context, clientID, id string) error {

@@ -2,14 +2,12 @@ package suite
 
 import (
 	"context"
-	"fmt"
 
 	"google.golang.org/grpc"
 
 	authtokenv1 "puente.dev/gen/go/puente/authtoken/v1"
 	"puente.dev/pkg/jobs"
 	"puente.dev/pkg/postgres"
-	"puente.dev/pkg/secretbox"
 	"puente.dev/services/connection"
 	connectionpg "puente.dev/services/connection/postgres"
 	"puente.dev/services/connection/sandbox"
@@ -19,9 +17,6 @@ func init() { migrations["connection"] = connectionpg.Migrate }
 
 func startConnection(ctx context.Context, s *Suite, authtokenConn *grpc.ClientConn) error {
 	cfg := s.cfg.Connection
-	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("connection config: %w", err)
-	}
 	if s.cfg.MigrateOnStart {
 		if err := connectionpg.Migrate(ctx, s.cfg.DatabaseURL); err != nil {
 			return err
@@ -32,16 +27,15 @@ func startConnection(ctx context.Context, s *Suite, authtokenConn *grpc.ClientCo
 		return err
 	}
 	s.closers = append(s.closers, pool.Close)
-	box, err := secretbox.Parse(cfg.EncryptionKeys)
-	if err != nil {
-		return fmt.Errorf("connection config: PUENTE_ENCRYPTION_KEYS: %w", err)
-	}
 	var providers []connection.Provider
 	if cfg.Sandbox {
 		providers = append(providers, sandbox.New())
 	}
 	store := connectionpg.New(pool)
-	svc := connection.NewService(store, providers, box, connection.UserDirectory{Client: authtokenv1.NewUserServiceClient(authtokenConn)}, s.log)
+	svc, err := connection.NewService(store, providers, connection.UserDirectory{Client: authtokenv1.NewUserServiceClient(authtokenConn)}, cfg, s.log)
+	if err != nil {
+		return err
+	}
 	if err := svc.SyncCatalogs(ctx); err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -304,4 +305,49 @@ func TestFailedConnectionsReauthenticateInPlace(t *testing.T) {
 
 	require.Equal(t, http.StatusOK, b.do(http.MethodDelete, "/v1/connections/"+con.GetId(), c.Token, nil).Status)
 	require.Equal(t, http.StatusNotFound, b.do(http.MethodGet, "/v1/connections/"+con.GetId(), c.Token, nil).Status)
+}
+
+func TestRedirectInstitutionsCompleteOnTheCallbackOnce(t *testing.T) {
+	b := setup(t)
+	c := b.newClient("acme")
+	user := b.newUser(c, "u-1")
+	list, err := connectionv1.NewInstitutionServiceClient(b.conn).ListInstitutions(bearerCtx(c.Token), &connectionv1.ListInstitutionsRequest{Country: "CL"})
+	require.NoError(t, err)
+	var redirect string
+	for _, in := range list.GetInstitutions() {
+		if in.GetAuthMechanism() == connectionv1.AuthMechanism_AUTH_MECHANISM_REDIRECT {
+			redirect = in.GetId()
+		}
+	}
+	require.NotEmpty(t, redirect)
+
+	for _, tc := range []struct {
+		result string
+		status connectionv1.ConnectionStatus
+		reason connectionv1.FailureReason
+	}{
+		{"approve", connectionv1.ConnectionStatus_CONNECTION_STATUS_SUCCEEDED, 0},
+		{"deny", connectionv1.ConnectionStatus_CONNECTION_STATUS_FAILED, connectionv1.FailureReason_FAILURE_REASON_REDIRECT_DENIED},
+	} {
+		t.Run("the user answers "+tc.result, func(t *testing.T) {
+			con := b.connect(c.Token, user, redirect, nil)
+			require.Equal(t, connectionv1.ConnectionStatus_CONNECTION_STATUS_WAITING_REDIRECT, con.GetStatus())
+			authURL, err := url.Parse(con.GetAuthorizationUrl())
+			require.NoError(t, err)
+			state := authURL.Query().Get("state")
+			require.True(t, strings.HasPrefix(state, "pst_"), con.GetAuthorizationUrl())
+			require.Contains(t, authURL.Query().Get("redirect_uri"), "/v1/connections:callback")
+
+			back := b.do(http.MethodGet, "/v1/connections:callback?state="+url.QueryEscape(state)+"&result="+tc.result, "", nil)
+			require.Equal(t, http.StatusOK, back.Status, back.Raw)
+			again := b.do(http.MethodGet, "/v1/connections:callback?state="+url.QueryEscape(state)+"&result="+tc.result, "", nil)
+			require.Equal(t, http.StatusBadRequest, again.Status, "the state is single use: %s", again.Raw)
+			require.Contains(t, again.Raw, "REDIRECT_STATE_INVALID")
+
+			done := b.watchUntil(c.Token, con.GetId(), tc.status)
+			require.Equal(t, tc.reason, done.GetReason())
+		})
+	}
+	forged := b.do(http.MethodGet, "/v1/connections:callback?state=pst_forged&result=approve", "", nil)
+	require.Equal(t, http.StatusBadRequest, forged.Status)
 }

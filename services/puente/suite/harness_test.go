@@ -91,7 +91,8 @@ func setupLogging(t testing.TB, w io.Writer, level slog.Level) *bundle {
 			EncryptionKeys: secretbox.NewKeySpec("t1"),
 		},
 	}
-	b.cfg.Connection = connection.Config{EncryptionKeys: b.cfg.Authtoken.EncryptionKeys, Sandbox: true, Workers: 4}
+	b.cfg.Connection = connection.Config{EncryptionKeys: b.cfg.Authtoken.EncryptionKeys, HashKey: b.cfg.Authtoken.HashKey,
+		PublicURL: "http://puente.test", Sandbox: true, Workers: 4}
 	b.cfg.Gateway.AllowedOrigins = []string{"https://app.example"}
 	if w == nil {
 		w = b.logs

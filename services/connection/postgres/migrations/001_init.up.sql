@@ -21,7 +21,8 @@ CREATE TABLE institutions (
 );
 CREATE INDEX institutions_country ON institutions (country, id);
 
--- credentials, provider_state and answers are sealed (AES-256-GCM, bound to the connection id).
+-- credentials, provider_state and answers are sealed (AES-256-GCM, bound to the connection id);
+-- redirect_state is the keyed hash of the single-use state of a redirect, cleared when used.
 CREATE TABLE connections (
     id                text PRIMARY KEY,
     client_id         text NOT NULL,
@@ -37,6 +38,7 @@ CREATE TABLE connections (
     credentials       bytea,
     provider_state    bytea,
     answers           bytea,
+    redirect_state    bytea UNIQUE,
     round             int NOT NULL DEFAULT 0,
     created_at        timestamptz NOT NULL,
     updated_at        timestamptz NOT NULL

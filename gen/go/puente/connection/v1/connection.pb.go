@@ -1334,6 +1334,120 @@ func (x *ReauthenticateConnectionResponse) GetConnection() *Connection {
 	return nil
 }
 
+type CompleteRedirectRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	State string                 `protobuf:"bytes,1,opt,name=state,proto3" json:"state,omitempty"`
+	// What the upstream sent back: an authorization code, or an error.
+	Code  string `protobuf:"bytes,2,opt,name=code,proto3" json:"code,omitempty"`
+	Error string `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	// The Sandbox's hosted page answers "approve" or "deny" here.
+	Result        string `protobuf:"bytes,4,opt,name=result,proto3" json:"result,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CompleteRedirectRequest) Reset() {
+	*x = CompleteRedirectRequest{}
+	mi := &file_puente_connection_v1_connection_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CompleteRedirectRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CompleteRedirectRequest) ProtoMessage() {}
+
+func (x *CompleteRedirectRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_puente_connection_v1_connection_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CompleteRedirectRequest.ProtoReflect.Descriptor instead.
+func (*CompleteRedirectRequest) Descriptor() ([]byte, []int) {
+	return file_puente_connection_v1_connection_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *CompleteRedirectRequest) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *CompleteRedirectRequest) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *CompleteRedirectRequest) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *CompleteRedirectRequest) GetResult() string {
+	if x != nil {
+		return x.Result
+	}
+	return ""
+}
+
+type CompleteRedirectResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Connection    *Connection            `protobuf:"bytes,1,opt,name=connection,proto3" json:"connection,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CompleteRedirectResponse) Reset() {
+	*x = CompleteRedirectResponse{}
+	mi := &file_puente_connection_v1_connection_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CompleteRedirectResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CompleteRedirectResponse) ProtoMessage() {}
+
+func (x *CompleteRedirectResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_puente_connection_v1_connection_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CompleteRedirectResponse.ProtoReflect.Descriptor instead.
+func (*CompleteRedirectResponse) Descriptor() ([]byte, []int) {
+	return file_puente_connection_v1_connection_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *CompleteRedirectResponse) GetConnection() *Connection {
+	if x != nil {
+		return x.Connection
+	}
+	return nil
+}
+
 var File_puente_connection_v1_connection_proto protoreflect.FileDescriptor
 
 const file_puente_connection_v1_connection_proto_rawDesc = "" +
@@ -1436,6 +1550,15 @@ const file_puente_connection_v1_connection_proto_rawDesc = "" +
 	" ReauthenticateConnectionResponse\x12@\n" +
 	"\n" +
 	"connection\x18\x01 \x01(\v2 .puente.connection.v1.ConnectionR\n" +
+	"connection\"\xa0\x01\n" +
+	"\x17CompleteRedirectRequest\x12#\n" +
+	"\x05state\x18\x01 \x01(\tB\r\xbaH\ar\x05\x10\x01\x18\x80\x02\x80\x01\x01R\x05state\x12\x1f\n" +
+	"\x04code\x18\x02 \x01(\tB\v\xbaH\x05r\x03\x18\x80\x10\x80\x01\x01R\x04code\x12\x1e\n" +
+	"\x05error\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\x05error\x12\x1f\n" +
+	"\x06result\x18\x04 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06result\"\\\n" +
+	"\x18CompleteRedirectResponse\x12@\n" +
+	"\n" +
+	"connection\x18\x01 \x01(\v2 .puente.connection.v1.ConnectionR\n" +
 	"connection*\x9d\x02\n" +
 	"\x10ConnectionStatus\x12!\n" +
 	"\x1dCONNECTION_STATUS_UNSPECIFIED\x10\x00\x12\x1d\n" +
@@ -1461,7 +1584,7 @@ const file_puente_connection_v1_connection_proto_rawDesc = "" +
 	" CHALLENGE_FIELD_TYPE_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19CHALLENGE_FIELD_TYPE_TEXT\x10\x01\x12!\n" +
 	"\x1dCHALLENGE_FIELD_TYPE_PASSWORD\x10\x02\x12 \n" +
-	"\x1cCHALLENGE_FIELD_TYPE_OPTIONS\x10\x032\xde\b\n" +
+	"\x1cCHALLENGE_FIELD_TYPE_OPTIONS\x10\x032\xfb\t\n" +
 	"\x11ConnectionService\x12\x95\x01\n" +
 	"\x10CreateConnection\x12-.puente.connection.v1.CreateConnectionRequest\x1a..puente.connection.v1.CreateConnectionResponse\"\"\x8a\xb5\x18\x04\n" +
 	"\x02\x03\x05\x82\xd3\xe4\x93\x02\x14:\x01*\"\x0f/v1/connections\x12\x8f\x01\n" +
@@ -1474,7 +1597,9 @@ const file_puente_connection_v1_connection_proto_rawDesc = "" +
 	"\tSubmitMfa\x12&.puente.connection.v1.SubmitMfaRequest\x1a'.puente.connection.v1.SubmitMfaResponse\"1\x8a\xb5\x18\x04\n" +
 	"\x02\x03\x05\x82\xd3\xe4\x93\x02#:\x01*\"\x1e/v1/connections/{id}:submitMfa\x12\x96\x01\n" +
 	"\x10DeleteConnection\x12-.puente.connection.v1.DeleteConnectionRequest\x1a..puente.connection.v1.DeleteConnectionResponse\"#\x8a\xb5\x18\x03\n" +
-	"\x01\x03\x82\xd3\xe4\x93\x02\x16*\x14/v1/connections/{id}\x12\xc1\x01\n" +
+	"\x01\x03\x82\xd3\xe4\x93\x02\x16*\x14/v1/connections/{id}\x12\x9a\x01\n" +
+	"\x10CompleteRedirect\x12-.puente.connection.v1.CompleteRedirectRequest\x1a..puente.connection.v1.CompleteRedirectResponse\"'\x8a\xb5\x18\x03\n" +
+	"\x01\x01\x82\xd3\xe4\x93\x02\x1a\x12\x18/v1/connections:callback\x12\xc1\x01\n" +
 	"\x18ReauthenticateConnection\x125.puente.connection.v1.ReauthenticateConnectionRequest\x1a6.puente.connection.v1.ReauthenticateConnectionResponse\"6\x8a\xb5\x18\x04\n" +
 	"\x02\x03\x05\x82\xd3\xe4\x93\x02(:\x01*\"#/v1/connections/{id}:reauthenticateB\xd2\x01\n" +
 	"\x18com.puente.connection.v1B\x0fConnectionProtoP\x01Z3puente.dev/gen/go/puente/connection/v1;connectionv1\xa2\x02\x03PCX\xaa\x02\x14Puente.Connection.V1\xca\x02\x14Puente\\Connection\\V1\xe2\x02 Puente\\Connection\\V1\\GPBMetadata\xea\x02\x16Puente::Connection::V1b\x06proto3"
@@ -1492,7 +1617,7 @@ func file_puente_connection_v1_connection_proto_rawDescGZIP() []byte {
 }
 
 var file_puente_connection_v1_connection_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_puente_connection_v1_connection_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_puente_connection_v1_connection_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_puente_connection_v1_connection_proto_goTypes = []any{
 	(ConnectionStatus)(0),                    // 0: puente.connection.v1.ConnectionStatus
 	(FailureReason)(0),                       // 1: puente.connection.v1.FailureReason
@@ -1516,53 +1641,58 @@ var file_puente_connection_v1_connection_proto_goTypes = []any{
 	(*DeleteConnectionResponse)(nil),         // 19: puente.connection.v1.DeleteConnectionResponse
 	(*ReauthenticateConnectionRequest)(nil),  // 20: puente.connection.v1.ReauthenticateConnectionRequest
 	(*ReauthenticateConnectionResponse)(nil), // 21: puente.connection.v1.ReauthenticateConnectionResponse
-	nil,                                      // 22: puente.connection.v1.CreateConnectionRequest.CredentialsEntry
-	nil,                                      // 23: puente.connection.v1.SubmitMfaRequest.AnswersEntry
-	nil,                                      // 24: puente.connection.v1.ReauthenticateConnectionRequest.CredentialsEntry
-	(*timestamppb.Timestamp)(nil),            // 25: google.protobuf.Timestamp
+	(*CompleteRedirectRequest)(nil),          // 22: puente.connection.v1.CompleteRedirectRequest
+	(*CompleteRedirectResponse)(nil),         // 23: puente.connection.v1.CompleteRedirectResponse
+	nil,                                      // 24: puente.connection.v1.CreateConnectionRequest.CredentialsEntry
+	nil,                                      // 25: puente.connection.v1.SubmitMfaRequest.AnswersEntry
+	nil,                                      // 26: puente.connection.v1.ReauthenticateConnectionRequest.CredentialsEntry
+	(*timestamppb.Timestamp)(nil),            // 27: google.protobuf.Timestamp
 }
 var file_puente_connection_v1_connection_proto_depIdxs = []int32{
 	2,  // 0: puente.connection.v1.ChallengeField.type:type_name -> puente.connection.v1.ChallengeFieldType
 	3,  // 1: puente.connection.v1.ChallengeField.options:type_name -> puente.connection.v1.ChallengeOption
 	4,  // 2: puente.connection.v1.MfaChallenge.fields:type_name -> puente.connection.v1.ChallengeField
-	25, // 3: puente.connection.v1.MfaChallenge.expire_time:type_name -> google.protobuf.Timestamp
+	27, // 3: puente.connection.v1.MfaChallenge.expire_time:type_name -> google.protobuf.Timestamp
 	0,  // 4: puente.connection.v1.ConnectionStep.status:type_name -> puente.connection.v1.ConnectionStatus
 	1,  // 5: puente.connection.v1.ConnectionStep.reason:type_name -> puente.connection.v1.FailureReason
-	25, // 6: puente.connection.v1.ConnectionStep.time:type_name -> google.protobuf.Timestamp
+	27, // 6: puente.connection.v1.ConnectionStep.time:type_name -> google.protobuf.Timestamp
 	0,  // 7: puente.connection.v1.Connection.status:type_name -> puente.connection.v1.ConnectionStatus
 	1,  // 8: puente.connection.v1.Connection.reason:type_name -> puente.connection.v1.FailureReason
 	5,  // 9: puente.connection.v1.Connection.mfa:type_name -> puente.connection.v1.MfaChallenge
 	6,  // 10: puente.connection.v1.Connection.timeline:type_name -> puente.connection.v1.ConnectionStep
-	25, // 11: puente.connection.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
-	25, // 12: puente.connection.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
-	22, // 13: puente.connection.v1.CreateConnectionRequest.credentials:type_name -> puente.connection.v1.CreateConnectionRequest.CredentialsEntry
+	27, // 11: puente.connection.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
+	27, // 12: puente.connection.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
+	24, // 13: puente.connection.v1.CreateConnectionRequest.credentials:type_name -> puente.connection.v1.CreateConnectionRequest.CredentialsEntry
 	7,  // 14: puente.connection.v1.CreateConnectionResponse.connection:type_name -> puente.connection.v1.Connection
 	7,  // 15: puente.connection.v1.GetConnectionResponse.connection:type_name -> puente.connection.v1.Connection
 	7,  // 16: puente.connection.v1.ListConnectionsResponse.connections:type_name -> puente.connection.v1.Connection
 	7,  // 17: puente.connection.v1.WatchConnectionResponse.connection:type_name -> puente.connection.v1.Connection
-	23, // 18: puente.connection.v1.SubmitMfaRequest.answers:type_name -> puente.connection.v1.SubmitMfaRequest.AnswersEntry
+	25, // 18: puente.connection.v1.SubmitMfaRequest.answers:type_name -> puente.connection.v1.SubmitMfaRequest.AnswersEntry
 	7,  // 19: puente.connection.v1.SubmitMfaResponse.connection:type_name -> puente.connection.v1.Connection
-	24, // 20: puente.connection.v1.ReauthenticateConnectionRequest.credentials:type_name -> puente.connection.v1.ReauthenticateConnectionRequest.CredentialsEntry
+	26, // 20: puente.connection.v1.ReauthenticateConnectionRequest.credentials:type_name -> puente.connection.v1.ReauthenticateConnectionRequest.CredentialsEntry
 	7,  // 21: puente.connection.v1.ReauthenticateConnectionResponse.connection:type_name -> puente.connection.v1.Connection
-	8,  // 22: puente.connection.v1.ConnectionService.CreateConnection:input_type -> puente.connection.v1.CreateConnectionRequest
-	10, // 23: puente.connection.v1.ConnectionService.GetConnection:input_type -> puente.connection.v1.GetConnectionRequest
-	12, // 24: puente.connection.v1.ConnectionService.ListConnections:input_type -> puente.connection.v1.ListConnectionsRequest
-	14, // 25: puente.connection.v1.ConnectionService.WatchConnection:input_type -> puente.connection.v1.WatchConnectionRequest
-	16, // 26: puente.connection.v1.ConnectionService.SubmitMfa:input_type -> puente.connection.v1.SubmitMfaRequest
-	18, // 27: puente.connection.v1.ConnectionService.DeleteConnection:input_type -> puente.connection.v1.DeleteConnectionRequest
-	20, // 28: puente.connection.v1.ConnectionService.ReauthenticateConnection:input_type -> puente.connection.v1.ReauthenticateConnectionRequest
-	9,  // 29: puente.connection.v1.ConnectionService.CreateConnection:output_type -> puente.connection.v1.CreateConnectionResponse
-	11, // 30: puente.connection.v1.ConnectionService.GetConnection:output_type -> puente.connection.v1.GetConnectionResponse
-	13, // 31: puente.connection.v1.ConnectionService.ListConnections:output_type -> puente.connection.v1.ListConnectionsResponse
-	15, // 32: puente.connection.v1.ConnectionService.WatchConnection:output_type -> puente.connection.v1.WatchConnectionResponse
-	17, // 33: puente.connection.v1.ConnectionService.SubmitMfa:output_type -> puente.connection.v1.SubmitMfaResponse
-	19, // 34: puente.connection.v1.ConnectionService.DeleteConnection:output_type -> puente.connection.v1.DeleteConnectionResponse
-	21, // 35: puente.connection.v1.ConnectionService.ReauthenticateConnection:output_type -> puente.connection.v1.ReauthenticateConnectionResponse
-	29, // [29:36] is the sub-list for method output_type
-	22, // [22:29] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	7,  // 22: puente.connection.v1.CompleteRedirectResponse.connection:type_name -> puente.connection.v1.Connection
+	8,  // 23: puente.connection.v1.ConnectionService.CreateConnection:input_type -> puente.connection.v1.CreateConnectionRequest
+	10, // 24: puente.connection.v1.ConnectionService.GetConnection:input_type -> puente.connection.v1.GetConnectionRequest
+	12, // 25: puente.connection.v1.ConnectionService.ListConnections:input_type -> puente.connection.v1.ListConnectionsRequest
+	14, // 26: puente.connection.v1.ConnectionService.WatchConnection:input_type -> puente.connection.v1.WatchConnectionRequest
+	16, // 27: puente.connection.v1.ConnectionService.SubmitMfa:input_type -> puente.connection.v1.SubmitMfaRequest
+	18, // 28: puente.connection.v1.ConnectionService.DeleteConnection:input_type -> puente.connection.v1.DeleteConnectionRequest
+	22, // 29: puente.connection.v1.ConnectionService.CompleteRedirect:input_type -> puente.connection.v1.CompleteRedirectRequest
+	20, // 30: puente.connection.v1.ConnectionService.ReauthenticateConnection:input_type -> puente.connection.v1.ReauthenticateConnectionRequest
+	9,  // 31: puente.connection.v1.ConnectionService.CreateConnection:output_type -> puente.connection.v1.CreateConnectionResponse
+	11, // 32: puente.connection.v1.ConnectionService.GetConnection:output_type -> puente.connection.v1.GetConnectionResponse
+	13, // 33: puente.connection.v1.ConnectionService.ListConnections:output_type -> puente.connection.v1.ListConnectionsResponse
+	15, // 34: puente.connection.v1.ConnectionService.WatchConnection:output_type -> puente.connection.v1.WatchConnectionResponse
+	17, // 35: puente.connection.v1.ConnectionService.SubmitMfa:output_type -> puente.connection.v1.SubmitMfaResponse
+	19, // 36: puente.connection.v1.ConnectionService.DeleteConnection:output_type -> puente.connection.v1.DeleteConnectionResponse
+	23, // 37: puente.connection.v1.ConnectionService.CompleteRedirect:output_type -> puente.connection.v1.CompleteRedirectResponse
+	21, // 38: puente.connection.v1.ConnectionService.ReauthenticateConnection:output_type -> puente.connection.v1.ReauthenticateConnectionResponse
+	31, // [31:39] is the sub-list for method output_type
+	23, // [23:31] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_puente_connection_v1_connection_proto_init() }
@@ -1576,7 +1706,7 @@ func file_puente_connection_v1_connection_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_puente_connection_v1_connection_proto_rawDesc), len(file_puente_connection_v1_connection_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   22,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -25,6 +25,7 @@ const (
 	ConnectionService_WatchConnection_FullMethodName          = "/puente.connection.v1.ConnectionService/WatchConnection"
 	ConnectionService_SubmitMfa_FullMethodName                = "/puente.connection.v1.ConnectionService/SubmitMfa"
 	ConnectionService_DeleteConnection_FullMethodName         = "/puente.connection.v1.ConnectionService/DeleteConnection"
+	ConnectionService_CompleteRedirect_FullMethodName         = "/puente.connection.v1.ConnectionService/CompleteRedirect"
 	ConnectionService_ReauthenticateConnection_FullMethodName = "/puente.connection.v1.ConnectionService/ReauthenticateConnection"
 )
 
@@ -49,6 +50,10 @@ type ConnectionServiceClient interface {
 	SubmitMfa(ctx context.Context, in *SubmitMfaRequest, opts ...grpc.CallOption) (*SubmitMfaResponse, error)
 	// DeleteConnection removes a connection and destroys its credentials.
 	DeleteConnection(ctx context.Context, in *DeleteConnectionRequest, opts ...grpc.CallOption) (*DeleteConnectionResponse, error)
+	// CompleteRedirect is where a REDIRECT institution sends the user back, with the state it was
+	// given. The state is single use and bound to one connection; the login then finishes in the
+	// background (watch the connection).
+	CompleteRedirect(ctx context.Context, in *CompleteRedirectRequest, opts ...grpc.CallOption) (*CompleteRedirectResponse, error)
 	// ReauthenticateConnection logs a FAILED (or login-required) connection in again, with new
 	// credentials when given, keeping its id (Plaid's update mode).
 	ReauthenticateConnection(ctx context.Context, in *ReauthenticateConnectionRequest, opts ...grpc.CallOption) (*ReauthenticateConnectionResponse, error)
@@ -131,6 +136,16 @@ func (c *connectionServiceClient) DeleteConnection(ctx context.Context, in *Dele
 	return out, nil
 }
 
+func (c *connectionServiceClient) CompleteRedirect(ctx context.Context, in *CompleteRedirectRequest, opts ...grpc.CallOption) (*CompleteRedirectResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CompleteRedirectResponse)
+	err := c.cc.Invoke(ctx, ConnectionService_CompleteRedirect_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *connectionServiceClient) ReauthenticateConnection(ctx context.Context, in *ReauthenticateConnectionRequest, opts ...grpc.CallOption) (*ReauthenticateConnectionResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ReauthenticateConnectionResponse)
@@ -162,6 +177,10 @@ type ConnectionServiceServer interface {
 	SubmitMfa(context.Context, *SubmitMfaRequest) (*SubmitMfaResponse, error)
 	// DeleteConnection removes a connection and destroys its credentials.
 	DeleteConnection(context.Context, *DeleteConnectionRequest) (*DeleteConnectionResponse, error)
+	// CompleteRedirect is where a REDIRECT institution sends the user back, with the state it was
+	// given. The state is single use and bound to one connection; the login then finishes in the
+	// background (watch the connection).
+	CompleteRedirect(context.Context, *CompleteRedirectRequest) (*CompleteRedirectResponse, error)
 	// ReauthenticateConnection logs a FAILED (or login-required) connection in again, with new
 	// credentials when given, keeping its id (Plaid's update mode).
 	ReauthenticateConnection(context.Context, *ReauthenticateConnectionRequest) (*ReauthenticateConnectionResponse, error)
@@ -192,6 +211,9 @@ func (UnimplementedConnectionServiceServer) SubmitMfa(context.Context, *SubmitMf
 }
 func (UnimplementedConnectionServiceServer) DeleteConnection(context.Context, *DeleteConnectionRequest) (*DeleteConnectionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteConnection not implemented")
+}
+func (UnimplementedConnectionServiceServer) CompleteRedirect(context.Context, *CompleteRedirectRequest) (*CompleteRedirectResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CompleteRedirect not implemented")
 }
 func (UnimplementedConnectionServiceServer) ReauthenticateConnection(context.Context, *ReauthenticateConnectionRequest) (*ReauthenticateConnectionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReauthenticateConnection not implemented")
@@ -318,6 +340,24 @@ func _ConnectionService_DeleteConnection_Handler(srv interface{}, ctx context.Co
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ConnectionService_CompleteRedirect_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CompleteRedirectRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConnectionServiceServer).CompleteRedirect(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConnectionService_CompleteRedirect_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConnectionServiceServer).CompleteRedirect(ctx, req.(*CompleteRedirectRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _ConnectionService_ReauthenticateConnection_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ReauthenticateConnectionRequest)
 	if err := dec(in); err != nil {
@@ -362,6 +402,10 @@ var ConnectionService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteConnection",
 			Handler:    _ConnectionService_DeleteConnection_Handler,
+		},
+		{
+			MethodName: "CompleteRedirect",
+			Handler:    _ConnectionService_CompleteRedirect_Handler,
 		},
 		{
 			MethodName: "ReauthenticateConnection",
