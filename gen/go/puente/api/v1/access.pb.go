@@ -37,6 +37,8 @@ const (
 	Principal_PRINCIPAL_TASK Principal = 4
 	// The Connect widget, with the session token an exchanged link token yields.
 	Principal_PRINCIPAL_WIDGET Principal = 5
+	// Another Puente service, with the internal service token from configuration.
+	Principal_PRINCIPAL_SERVICE Principal = 6
 )
 
 // Enum value maps for Principal.
@@ -48,6 +50,7 @@ var (
 		3: "PRINCIPAL_CLIENT",
 		4: "PRINCIPAL_TASK",
 		5: "PRINCIPAL_WIDGET",
+		6: "PRINCIPAL_SERVICE",
 	}
 	Principal_value = map[string]int32{
 		"PRINCIPAL_UNSPECIFIED": 0,
@@ -56,6 +59,7 @@ var (
 		"PRINCIPAL_CLIENT":      3,
 		"PRINCIPAL_TASK":        4,
 		"PRINCIPAL_WIDGET":      5,
+		"PRINCIPAL_SERVICE":     6,
 	}
 )
 
@@ -156,14 +160,15 @@ const file_puente_api_v1_access_proto_rawDesc = "" +
 	"\x06Access\x128\n" +
 	"\n" +
 	"principals\x18\x01 \x03(\x0e2\x18.puente.api.v1.PrincipalR\n" +
-	"principals*\x91\x01\n" +
+	"principals*\xa8\x01\n" +
 	"\tPrincipal\x12\x19\n" +
 	"\x15PRINCIPAL_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10PRINCIPAL_PUBLIC\x10\x01\x12\x13\n" +
 	"\x0fPRINCIPAL_ADMIN\x10\x02\x12\x14\n" +
 	"\x10PRINCIPAL_CLIENT\x10\x03\x12\x12\n" +
 	"\x0ePRINCIPAL_TASK\x10\x04\x12\x14\n" +
-	"\x10PRINCIPAL_WIDGET\x10\x05:O\n" +
+	"\x10PRINCIPAL_WIDGET\x10\x05\x12\x15\n" +
+	"\x11PRINCIPAL_SERVICE\x10\x06:O\n" +
 	"\x06access\x12\x1e.google.protobuf.MethodOptions\x18ц\x03 \x01(\v2\x15.puente.api.v1.AccessR\x06accessB\x9d\x01\n" +
 	"\x11com.puente.api.v1B\vAccessProtoP\x01Z%puente.dev/gen/go/puente/api/v1;apiv1\xa2\x02\x03PAX\xaa\x02\rPuente.Api.V1\xca\x02\rPuente\\Api\\V1\xe2\x02\x19Puente\\Api\\V1\\GPBMetadata\xea\x02\x0fPuente::Api::V1b\x06proto3"
 

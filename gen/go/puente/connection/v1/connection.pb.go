@@ -522,6 +522,7 @@ type Connection struct {
 	Timeline      []*ConnectionStep      `protobuf:"bytes,10,rep,name=timeline,proto3" json:"timeline,omitempty"`
 	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	ConsentId     string                 `protobuf:"bytes,13,opt,name=consent_id,json=consentId,proto3" json:"consent_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -640,6 +641,13 @@ func (x *Connection) GetUpdateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Connection) GetConsentId() string {
+	if x != nil {
+		return x.ConsentId
+	}
+	return ""
+}
+
 type CreateConnectionRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// With a widget session: empty or the session's user.
@@ -648,8 +656,11 @@ type CreateConnectionRequest struct {
 	// Values of the institution's credential fields, by name. Never returned or logged.
 	Credentials map[string]string `protobuf:"bytes,3,rep,name=credentials,proto3" json:"credentials,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// REDIRECT institutions: where the user lands at the end; one of the client's redirect URIs.
-	RedirectUri   string `protobuf:"bytes,4,opt,name=redirect_uri,json=redirectUri,proto3" json:"redirect_uri,omitempty"`
-	RequestId     string `protobuf:"bytes,5,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	RedirectUri string `protobuf:"bytes,4,opt,name=redirect_uri,json=redirectUri,proto3" json:"redirect_uri,omitempty"`
+	RequestId   string `protobuf:"bytes,5,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// A consent (AWAITING_AUTHORISATION, same user and institution) this connection authorises
+	// when it succeeds, or rejects when it fails.
+	ConsentId     string `protobuf:"bytes,6,opt,name=consent_id,json=consentId,proto3" json:"consent_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -715,6 +726,13 @@ func (x *CreateConnectionRequest) GetRedirectUri() string {
 func (x *CreateConnectionRequest) GetRequestId() string {
 	if x != nil {
 		return x.RequestId
+	}
+	return ""
+}
+
+func (x *CreateConnectionRequest) GetConsentId() string {
+	if x != nil {
+		return x.ConsentId
 	}
 	return ""
 }
@@ -1474,7 +1492,7 @@ const file_puente_connection_v1_connection_proto_rawDesc = "" +
 	"\x06reason\x18\x02 \x01(\x0e2#.puente.connection.v1.FailureReasonR\x06reason\x12#\n" +
 	"\rupstream_code\x18\x03 \x01(\tR\fupstreamCode\x12\x18\n" +
 	"\amessage\x18\x04 \x01(\tR\amessage\x12.\n" +
-	"\x04time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xc2\x04\n" +
+	"\x04time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xe1\x04\n" +
 	"\n" +
 	"Connection\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
@@ -1491,14 +1509,18 @@ const file_puente_connection_v1_connection_proto_rawDesc = "" +
 	"\vcreate_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"\xba\x03\n" +
+	"updateTime\x12\x1d\n" +
+	"\n" +
+	"consent_id\x18\r \x01(\tR\tconsentId\"\x81\x04\n" +
 	"\x17CreateConnectionRequest\x12?\n" +
 	"\auser_id\x18\x01 \x01(\tB&\xbaH#r!2\x1f^(usr_[0-9A-HJKMNP-TV-Z]{26})?$R\x06userId\x12J\n" +
 	"\x0einstitution_id\x18\x02 \x01(\tB#\xbaH r\x1e2\x1c^ins_[0-9A-HJKMNP-TV-Z]{26}$R\rinstitutionId\x12|\n" +
 	"\vcredentials\x18\x03 \x03(\v2>.puente.connection.v1.CreateConnectionRequest.CredentialsEntryB\x1a\xbaH\x14\x9a\x01\x11\x10\x14\"\x06r\x04\x10\x01\x18@*\x05r\x03\x18\x80\b\x80\x01\x01R\vcredentials\x12+\n" +
 	"\fredirect_uri\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x10R\vredirectUri\x12'\n" +
 	"\n" +
-	"request_id\x18\x05 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\trequestId\x1a>\n" +
+	"request_id\x18\x05 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\trequestId\x12E\n" +
+	"\n" +
+	"consent_id\x18\x06 \x01(\tB&\xbaH#r!2\x1f^(cns_[0-9A-HJKMNP-TV-Z]{26})?$R\tconsentId\x1a>\n" +
 	"\x10CredentialsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\\\n" +
