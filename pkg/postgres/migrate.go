@@ -48,8 +48,12 @@ func Migrate(ctx context.Context, url, schema string, migrations fs.FS) error {
 	if err := createRole(ctx, conn, Role(schema)); err != nil {
 		return err
 	}
+	// Like roles, memberships are global to the cluster: a concurrent grant of the same role
+	// (another database migrating) is a duplicate, not a failure.
+	if _, err := conn.Exec(ctx, "GRANT "+role+" TO CURRENT_USER"); err != nil && !isDuplicate(err) {
+		return fmt.Errorf("postgres: grant %s: %w", Role(schema), err)
+	}
 	for _, stmt := range []string{
-		"GRANT " + role + " TO CURRENT_USER",
 		"CREATE SCHEMA IF NOT EXISTS " + ident + " AUTHORIZATION " + role,
 		"CREATE TABLE IF NOT EXISTS " + ident + ".schema_migrations (version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
 		"ALTER TABLE " + ident + ".schema_migrations OWNER TO " + role,
@@ -103,8 +107,7 @@ func createRole(ctx context.Context, conn *pgx.Conn, name string) error {
 		return nil
 	}
 	_, err := conn.Exec(ctx, "CREATE ROLE "+pgx.Identifier{name}.Sanitize()+" NOLOGIN")
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) && (pe.Code == "42710" || pe.Code == "23505") {
+	if isDuplicate(err) {
 		return nil
 	}
 	if err != nil {
@@ -136,4 +139,11 @@ func list(fsys fs.FS) ([]migration, error) {
 		out = append(out, migration{version: v, path: e.Name()})
 	}
 	return out, nil
+}
+
+// isDuplicate reports whether err says an object exists already (duplicate_object, or the
+// unique_violation a catalog race yields).
+func isDuplicate(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "42710" || pe.Code == "23505")
 }

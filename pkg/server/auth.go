@@ -33,18 +33,22 @@ var (
 )
 
 type authenticator struct {
-	verifier  Verifier
-	adminHash []byte // sha256 of the admin token, nil when none is configured
-	rules     sync.Map
+	verifier    Verifier
+	adminHash   []byte // sha256 of the admin token, nil when none is configured
+	serviceHash []byte // sha256 of the internal service token, nil when none is configured
+	rules       sync.Map
 }
 
-func newAuthenticator(v Verifier, adminToken string) *authenticator {
-	a := &authenticator{verifier: v}
-	if adminToken != "" {
-		h := sha256.Sum256([]byte(adminToken))
-		a.adminHash = h[:]
+func newAuthenticator(v Verifier, adminToken, serviceToken string) *authenticator {
+	return &authenticator{verifier: v, adminHash: tokenHash(adminToken), serviceHash: tokenHash(serviceToken)}
+}
+
+func tokenHash(token string) []byte {
+	if token == "" {
+		return nil
 	}
-	return a
+	h := sha256.Sum256([]byte(token))
+	return h[:]
 }
 
 func (a *authenticator) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
@@ -75,8 +79,11 @@ func (a *authenticator) authenticate(ctx context.Context, method string) (contex
 	if token == "" {
 		return nil, errNoToken
 	}
-	if slices.Contains(allowed, apiv1.Principal_PRINCIPAL_ADMIN) && a.isAdmin(token) {
+	if slices.Contains(allowed, apiv1.Principal_PRINCIPAL_ADMIN) && matches(token, a.adminHash) {
 		return caller.With(ctx, caller.Principal{Kind: apiv1.Principal_PRINCIPAL_ADMIN}), nil
+	}
+	if slices.Contains(allowed, apiv1.Principal_PRINCIPAL_SERVICE) && matches(token, a.serviceHash) {
+		return caller.With(ctx, caller.Principal{Kind: apiv1.Principal_PRINCIPAL_SERVICE}), nil
 	}
 	if a.verifier == nil || strings.Count(token, ".") != 2 {
 		return nil, errBadToken
@@ -102,12 +109,13 @@ func (a *authenticator) authenticate(ctx context.Context, method string) (contex
 	return caller.With(ctx, p), nil
 }
 
-func (a *authenticator) isAdmin(token string) bool {
-	if a.adminHash == nil {
+// matches compares a bearer token with a configured one's hash in constant time.
+func matches(token string, want []byte) bool {
+	if want == nil {
 		return false
 	}
 	h := sha256.Sum256([]byte(token))
-	return subtle.ConstantTimeCompare(h[:], a.adminHash) == 1
+	return subtle.ConstantTimeCompare(h[:], want) == 1
 }
 
 func principal(c authn.Claims) (caller.Principal, bool) {

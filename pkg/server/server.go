@@ -29,6 +29,9 @@ type Options struct {
 	Verifier Verifier
 	// AdminToken, when set, is the bearer token of the operator (PRINCIPAL_ADMIN).
 	AdminToken string
+	// ServiceToken, when set, is the bearer token services call each other's internal methods
+	// with (PRINCIPAL_SERVICE).
+	ServiceToken string
 }
 
 // Server is a gRPC server with health checking.
@@ -49,7 +52,7 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	auth := newAuthenticator(o.Verifier, o.AdminToken)
+	auth := newAuthenticator(o.Verifier, o.AdminToken, o.ServiceToken)
 	s := grpc.NewServer(
 		grpc.StatsHandler(otelgrpc.NewServerHandler()),
 		grpc.ChainUnaryInterceptor(

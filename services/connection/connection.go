@@ -146,6 +146,7 @@ type Connection struct {
 	Challenge        *Challenge
 	AuthorizationURL string
 	UsernameHint     string
+	ConsentID        string // a consent this connection authorises when it succeeds
 	CreatedAt        time.Time
 	UpdatedAt        time.Time
 }
@@ -199,6 +200,7 @@ type Job struct {
 	Kind        string
 	ChallengeID string
 	RunAt       time.Time
+	Args        map[string]string // more arguments, beside the connection id
 }
 
 // Change is what an update did: the timeline step to record (nil: nothing visible changed, no

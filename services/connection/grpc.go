@@ -105,7 +105,7 @@ func institutionProto(in Institution) *connectionv1.Institution {
 
 func (g *GRPC) CreateConnection(ctx context.Context, req *connectionv1.CreateConnectionRequest) (*connectionv1.CreateConnectionResponse, error) {
 	c, steps, err := g.svc.CreateConnection(ctx, caller.From(ctx), NewConnection{
-		UserID: req.GetUserId(), InstitutionID: req.GetInstitutionId(), Credentials: req.GetCredentials(),
+		UserID: req.GetUserId(), InstitutionID: req.GetInstitutionId(), Credentials: req.GetCredentials(), ConsentID: req.GetConsentId(),
 	})
 	if err != nil {
 		return nil, err
@@ -215,7 +215,7 @@ var challengeTypeProto = map[ChallengeFieldType]connectionv1.ChallengeFieldType{
 func connectionProto(c Connection, steps []Step) *connectionv1.Connection {
 	p := &connectionv1.Connection{
 		Id: c.ID, UserId: c.UserID, InstitutionId: c.InstitutionID, Status: statusProto[c.Status], Reason: reasonProto[c.Reason],
-		UpstreamCode: c.UpstreamCode, AuthorizationUrl: c.AuthorizationURL, UsernameHint: c.UsernameHint,
+		UpstreamCode: c.UpstreamCode, AuthorizationUrl: c.AuthorizationURL, UsernameHint: c.UsernameHint, ConsentId: c.ConsentID,
 		CreateTime: timestamppb.New(c.CreatedAt), UpdateTime: timestamppb.New(c.UpdatedAt),
 	}
 	if ch := c.Challenge; ch != nil {

@@ -37,6 +37,7 @@ type Service struct {
 	hashKey   []byte
 	callback  string
 	users     Users
+	consents  Consents
 	log       *slog.Logger
 	now       func() time.Time
 }
@@ -45,7 +46,7 @@ type Service struct {
 const RedirectTimeout = 30 * time.Minute
 
 // NewService checks cfg and returns the service.
-func NewService(store Store, providers []Provider, users Users, cfg Config, log *slog.Logger) (*Service, error) {
+func NewService(store Store, providers []Provider, users Users, consents Consents, cfg Config, log *slog.Logger) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("connection config: %w", err)
 	}
@@ -57,7 +58,7 @@ func NewService(store Store, providers []Provider, users Users, cfg Config, log 
 	s := &Service{
 		store: store, providers: map[string]Provider{}, box: box, hashKey: hashKey,
 		callback: strings.TrimRight(cfg.PublicURL, "/") + "/v1/connections:callback",
-		users:    users, log: log, now: time.Now,
+		users:    users, consents: consents, log: log, now: time.Now,
 	}
 	for _, p := range providers {
 		s.providers[p.Name()] = p
@@ -141,6 +142,7 @@ type NewConnection struct {
 	UserID        string
 	InstitutionID string
 	Credentials   map[string]string
+	ConsentID     string
 }
 
 // CreateConnection checks the credentials against the institution's fields, seals them, and
@@ -166,10 +168,15 @@ func (s *Service) CreateConnection(ctx context.Context, p caller.Principal, n Ne
 	if _, ok := s.providers[in.Provider]; !ok {
 		return Connection{}, nil, apierr.New(apierr.FailedPrecondition, "PROVIDER_DISABLED", "this institution's provider is not enabled")
 	}
+	if n.ConsentID != "" {
+		if err := s.consents.Check(ctx, n.ConsentID, n.UserID, in.ID); err != nil {
+			return Connection{}, nil, err
+		}
+	}
 	now := s.now().UTC()
 	c := Connection{
 		ID: ids.New("con"), ClientID: p.ClientID, UserID: n.UserID, InstitutionID: in.ID, Provider: in.Provider,
-		Status: Pending, CreatedAt: now, UpdatedAt: now,
+		ConsentID: n.ConsentID, Status: Pending, CreatedAt: now, UpdatedAt: now,
 	}
 	if in.Auth == Redirect {
 		if len(n.Credentials) > 0 {
@@ -460,6 +467,8 @@ const (
 	JobCallback   = "connection.callback"
 	// JobRedirectTimeout fails a connection whose user never came back from a redirect.
 	JobRedirectTimeout = "connection.redirect_timeout"
+	// JobSettleConsent tells the consent service how the connection behind a consent ended.
+	JobSettleConsent = "connection.settle_consent"
 )
 
 // Handlers are the service's job handlers.
@@ -471,12 +480,37 @@ func (s *Service) Handlers() map[string]jobs.Handler {
 		JobMFATimeout:      s.mfaTimeout,
 		JobCallback:        s.handle(JobCallback),
 		JobRedirectTimeout: s.redirectTimeout,
+		JobSettleConsent:   s.settleConsent,
 	}
 }
 
 type jobArgs struct {
 	ConnectionID string `json:"connection_id"`
 	ChallengeID  string `json:"challenge_id"`
+	ClientID     string `json:"client_id"`
+	ConsentID    string `json:"consent_id"`
+	Authorised   string `json:"authorised"`
+	Reason       string `json:"reason"`
+}
+
+// settleJob is the job that settles c's consent, if c has one and its end decides it: success
+// authorises it; a user who denied at the institution rejects it; other failures leave it
+// waiting (the user may retry, and an unused consent expires).
+func settleJob(c *Connection) []Job {
+	if c.ConsentID == "" || (c.Status != Succeeded && c.Reason != RedirectDenied) {
+		return nil
+	}
+	return []Job{{Kind: JobSettleConsent, Args: map[string]string{
+		"client_id": c.ClientID, "consent_id": c.ConsentID, "authorised": fmt.Sprint(c.Status == Succeeded), "reason": string(c.Reason),
+	}}}
+}
+
+func (s *Service) settleConsent(ctx context.Context, j jobs.Job) error {
+	var a jobArgs
+	if err := json.Unmarshal(j.Args, &a); err != nil {
+		return jobs.Cancel(fmt.Errorf("bad args: %w", err))
+	}
+	return s.consents.Settle(ctx, a.ClientID, a.ConsentID, a.ConnectionID, a.Authorised == "true", a.Reason)
 }
 
 // expects says which statuses a job acts on; any other means the job is stale (the connection
@@ -617,10 +651,12 @@ func (s *Service) apply(ctx context.Context, id, kind string, out Outcome) error
 		case Succeeded:
 			c.Status = Succeeded
 			sec.Answers = nil
+			jobsToRun = settleJob(c)
 		case Failed:
 			c.Status, c.Reason = Failed, out.Reason
 			step.Reason = out.Reason
 			sec.Answers = nil
+			jobsToRun = settleJob(c)
 		default:
 			return Change{}, fmt.Errorf("provider returned status %q", out.Status)
 		}

@@ -18,6 +18,7 @@ import (
 
 	authtokenv1 "puente.dev/gen/go/puente/authtoken/v1"
 	connectionv1 "puente.dev/gen/go/puente/connection/v1"
+	consentv1 "puente.dev/gen/go/puente/consent/v1"
 	"puente.dev/gen/openapi"
 	"puente.dev/pkg/authn"
 )
@@ -37,6 +38,7 @@ type Verifier interface {
 type Backends struct {
 	Authtoken  grpc.ClientConnInterface
 	Connection grpc.ClientConnInterface
+	Consent    grpc.ClientConnInterface
 }
 
 // New returns the REST handler.
@@ -68,6 +70,9 @@ func New(ctx context.Context, cfg Config, b Backends, v Verifier, log *slog.Logg
 		},
 		"InstitutionService": func() error {
 			return connectionv1.RegisterInstitutionServiceHandlerClient(ctx, mux, connectionv1.NewInstitutionServiceClient(b.Connection))
+		},
+		"ConsentService": func() error {
+			return consentv1.RegisterConsentServiceHandlerClient(ctx, mux, consentv1.NewConsentServiceClient(b.Consent))
 		},
 		"ConnectionService": func() error {
 			return connectionv1.RegisterConnectionServiceHandlerClient(ctx, mux, connectionv1.NewConnectionServiceClient(b.Connection))

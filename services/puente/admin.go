@@ -75,6 +75,7 @@ func keygenCmd(stdout io.Writer) error {
 	fmt.Fprintf(stdout, "PUENTE_HASH_KEY=%s\n", randomB64(32))
 	fmt.Fprintf(stdout, "PUENTE_ENCRYPTION_KEYS=%s\n", secretbox.NewKeySpec("k"+time.Now().UTC().Format("20060102")))
 	fmt.Fprintf(stdout, "PUENTE_ADMIN_TOKEN=%s\n", "padm_"+randomB64URL(32))
+	fmt.Fprintf(stdout, "PUENTE_SERVICE_TOKEN=%s\n", "psvc_"+randomB64URL(32))
 	return nil
 }
 

@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -173,18 +175,11 @@ func writePrivate(path string, data []byte) error {
 	return f.Close()
 }
 
-// devSecrets reads the dev secrets file, making it on first use.
+// devSecrets reads the dev secrets file, making it on first use and adding any secret a newer
+// Puente needs that an older file lacks.
 func devSecrets(path string) (map[string]string, error) {
 	raw, err := readPrivate(path)
-	if errors.Is(err, os.ErrNotExist) {
-		content := fmt.Sprintf("# Development secrets of `make run`. Never use them elsewhere.\nPUENTE_HASH_KEY=%s\nPUENTE_ENCRYPTION_KEYS=%s\nPUENTE_ADMIN_TOKEN=padm_%s\n",
-			randomB64(32), secretbox.NewKeySpec("dev1"), randomB64URL(32))
-		if err := writePrivate(path, []byte(content)); err != nil {
-			return nil, err
-		}
-		return devSecrets(path)
-	}
-	if err != nil {
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
 	out := map[string]string{}
@@ -192,6 +187,27 @@ func devSecrets(path string) (map[string]string, error) {
 		line = strings.TrimSpace(line)
 		if k, v, ok := strings.Cut(line, "="); ok && !strings.HasPrefix(line, "#") {
 			out[k] = v
+		}
+	}
+	missing := false
+	for k, make := range map[string]func() string{
+		"PUENTE_HASH_KEY":        func() string { return randomB64(32) },
+		"PUENTE_ENCRYPTION_KEYS": func() string { return secretbox.NewKeySpec("dev1") },
+		"PUENTE_ADMIN_TOKEN":     func() string { return "padm_" + randomB64URL(32) },
+		"PUENTE_SERVICE_TOKEN":   func() string { return "psvc_" + randomB64URL(32) },
+	} {
+		if out[k] == "" {
+			out[k], missing = make(), true
+		}
+	}
+	if missing {
+		var b strings.Builder
+		b.WriteString("# Development secrets of `make run`. Never use them elsewhere.\n")
+		for _, k := range slices.Sorted(maps.Keys(out)) {
+			fmt.Fprintf(&b, "%s=%s\n", k, out[k])
+		}
+		if err := writePrivate(path, []byte(b.String())); err != nil {
+			return nil, err
 		}
 	}
 	return out, nil

@@ -13,6 +13,7 @@ require (
 	puente.dev/pkg v0.0.0
 	puente.dev/services/authtoken v0.0.0
 	puente.dev/services/connection v0.0.0
+	puente.dev/services/consent v0.0.0
 	puente.dev/services/gateway v0.0.0
 )
 
@@ -55,5 +56,6 @@ replace (
 	puente.dev/pkg => ../../pkg
 	puente.dev/services/authtoken => ../authtoken
 	puente.dev/services/connection => ../connection
+	puente.dev/services/consent => ../consent
 	puente.dev/services/gateway => ../gateway
 )

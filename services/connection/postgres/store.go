@@ -144,13 +144,13 @@ func (s *Store) GetInstitution(ctx context.Context, id string) (connection.Insti
 // ---- connections
 
 const connectionColumns = `id, client_id, user_id, institution_id, provider, status, reason, upstream_code, challenge,
-	authorization_url, username_hint, created_at, updated_at`
+	authorization_url, username_hint, consent_id, created_at, updated_at`
 
 func scanConnection(row pgx.Row, extra ...any) (c connection.Connection, err error) {
 	var status, reason string
 	var challenge []byte
 	dest := append([]any{&c.ID, &c.ClientID, &c.UserID, &c.InstitutionID, &c.Provider, &status, &reason, &c.UpstreamCode,
-		&challenge, &c.AuthorizationURL, &c.UsernameHint, &c.CreatedAt, &c.UpdatedAt}, extra...)
+		&challenge, &c.AuthorizationURL, &c.UsernameHint, &c.ConsentID, &c.CreatedAt, &c.UpdatedAt}, extra...)
 	if err = row.Scan(dest...); err != nil {
 		return c, err
 	}
@@ -176,10 +176,11 @@ func (s *Store) CreateConnection(ctx context.Context, c connection.Connection, s
 			return err
 		}
 		_, err = tx.Exec(ctx, `INSERT INTO connections (id, client_id, user_id, institution_id, provider, status, reason, upstream_code,
-				challenge, authorization_url, username_hint, credentials, provider_state, answers, redirect_state, round, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
+				challenge, authorization_url, username_hint, consent_id, credentials, provider_state, answers, redirect_state, round,
+				created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`,
 			c.ID, c.ClientID, c.UserID, c.InstitutionID, c.Provider, string(c.Status), string(c.Reason), c.UpstreamCode,
-			ch, c.AuthorizationURL, c.UsernameHint, sec.Credentials, sec.ProviderState, sec.Answers, sec.RedirectState, sec.Round, c.CreatedAt, c.UpdatedAt)
+			ch, c.AuthorizationURL, c.UsernameHint, c.ConsentID, sec.Credentials, sec.ProviderState, sec.Answers, sec.RedirectState, sec.Round, c.CreatedAt, c.UpdatedAt)
 		if err != nil {
 			return fmt.Errorf("insert connection: %w", err)
 		}
@@ -209,6 +210,9 @@ func record(ctx context.Context, tx pgx.Tx, c connection.Connection, ch connecti
 		args := map[string]string{"connection_id": c.ID}
 		if j.ChallengeID != "" {
 			args["challenge_id"] = j.ChallengeID
+		}
+		for k, v := range j.Args {
+			args[k] = v
 		}
 		if err := jobs.Enqueue(ctx, tx, j.Kind, args, jobs.EnqueueOptions{RunAt: j.RunAt, MaxAttempts: 5}); err != nil {
 			return fmt.Errorf("enqueue %s: %w", j.Kind, err)

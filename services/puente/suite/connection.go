@@ -6,6 +6,7 @@ import (
 	"google.golang.org/grpc"
 
 	authtokenv1 "puente.dev/gen/go/puente/authtoken/v1"
+	consentv1 "puente.dev/gen/go/puente/consent/v1"
 	"puente.dev/pkg/jobs"
 	"puente.dev/pkg/postgres"
 	"puente.dev/services/connection"
@@ -15,7 +16,7 @@ import (
 
 func init() { migrations["connection"] = connectionpg.Migrate }
 
-func startConnection(ctx context.Context, s *Suite, authtokenConn *grpc.ClientConn) error {
+func startConnection(ctx context.Context, s *Suite, authtokenConn, consentConn *grpc.ClientConn) error {
 	cfg := s.cfg.Connection
 	if s.cfg.MigrateOnStart {
 		if err := connectionpg.Migrate(ctx, s.cfg.DatabaseURL); err != nil {
@@ -32,7 +33,10 @@ func startConnection(ctx context.Context, s *Suite, authtokenConn *grpc.ClientCo
 		providers = append(providers, sandbox.New())
 	}
 	store := connectionpg.New(pool)
-	svc, err := connection.NewService(store, providers, connection.UserDirectory{Client: authtokenv1.NewUserServiceClient(authtokenConn)}, cfg, s.log)
+	svc, err := connection.NewService(store, providers,
+		connection.UserDirectory{Client: authtokenv1.NewUserServiceClient(authtokenConn)},
+		connection.ConsentClient{Client: consentv1.NewConsentServiceClient(consentConn), ServiceToken: s.cfg.ServiceToken},
+		cfg, s.log)
 	if err != nil {
 		return err
 	}

@@ -28,6 +28,7 @@ import (
 	"puente.dev/pkg/telemetry"
 	"puente.dev/services/authtoken"
 	"puente.dev/services/connection"
+	"puente.dev/services/consent"
 	"puente.dev/services/puente/suite"
 )
 
@@ -81,6 +82,7 @@ func setupLogging(t testing.TB, w io.Writer, level slog.Level) *bundle {
 		GRPCAddr:       "127.0.0.1:0",
 		HTTPAddr:       "127.0.0.1:0",
 		AdminToken:     b.adminToken,
+		ServiceToken:   "psvc_test_" + base64.RawURLEncoding.EncodeToString(hashKey[8:32]),
 		MigrateOnStart: true,
 		DrainTimeout:   5 * time.Second,
 		Authtoken: authtoken.Config{
@@ -91,6 +93,7 @@ func setupLogging(t testing.TB, w io.Writer, level slog.Level) *bundle {
 			EncryptionKeys: secretbox.NewKeySpec("t1"),
 		},
 	}
+	b.cfg.Consent = consent.Config{EncryptionKeys: b.cfg.Authtoken.EncryptionKeys}
 	b.cfg.Connection = connection.Config{EncryptionKeys: b.cfg.Authtoken.EncryptionKeys, HashKey: b.cfg.Authtoken.HashKey,
 		PublicURL: "http://puente.test", Sandbox: true, Workers: 4}
 	b.cfg.Gateway.AllowedOrigins = []string{"https://app.example"}

@@ -24,11 +24,12 @@ import (
 	"puente.dev/pkg/server"
 	"puente.dev/services/authtoken"
 	"puente.dev/services/connection"
+	"puente.dev/services/consent"
 	"puente.dev/services/gateway"
 )
 
 // Names are the services this binary can run, in start order.
-var Names = []string{"authtoken", "connection", "gateway"}
+var Names = []string{"authtoken", "consent", "connection", "gateway"}
 
 // migrations of each service that owns tables.
 var migrations = map[string]func(ctx context.Context, url string) error{}
@@ -42,14 +43,19 @@ type Config struct {
 	// AuthtokenAddr is the authtoken service's gRPC address (dns:///authtoken:9090 in Kubernetes).
 	// Empty means this process runs it.
 	AuthtokenAddr string `env:"PUENTE_AUTHTOKEN_ADDR"`
-	// ConnectionAddr is the connection service's gRPC address; empty means this process runs it.
+	// ConnectionAddr and ConsentAddr are the connection and consent services' gRPC addresses;
+	// empty means this process runs them.
 	ConnectionAddr string `env:"PUENTE_CONNECTION_ADDR"`
+	ConsentAddr    string `env:"PUENTE_CONSENT_ADDR"`
 	// AdminToken is the operator's bearer token for the admin API; empty disables it.
-	AdminToken     string        `env:"PUENTE_ADMIN_TOKEN"`
+	AdminToken string `env:"PUENTE_ADMIN_TOKEN"`
+	// ServiceToken is the bearer token services call each other's internal methods with.
+	ServiceToken   string        `env:"PUENTE_SERVICE_TOKEN"`
 	MigrateOnStart bool          `env:"PUENTE_MIGRATE_ON_START" default:"true"`
 	DrainTimeout   time.Duration `env:"PUENTE_DRAIN_TIMEOUT" default:"25s"`
 
 	Authtoken  authtoken.Config
+	Consent    consent.Config
 	Connection connection.Config
 	Gateway    gateway.Config
 }
@@ -127,8 +133,11 @@ func Start(ctx context.Context, cfg Config, services []string, log *slog.Logger)
 			return nil, fmt.Errorf("authtoken config: %w", err)
 		}
 	}
-	if t := cfg.AdminToken; t != "" && (len(t) < 32 || strings.ContainsAny(t, ". \t")) {
+	if t := cfg.AdminToken; t != "" && !strongToken(t) {
 		return nil, errors.New("PUENTE_ADMIN_TOKEN must be at least 32 characters, without dots or spaces (puente keygen makes one)")
+	}
+	if !strongToken(cfg.ServiceToken) {
+		return nil, errors.New("PUENTE_SERVICE_TOKEN must be set: at least 32 characters, without dots or spaces (puente keygen makes one)")
 	}
 	if s.grpcLis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
 		return nil, fmt.Errorf("listen gRPC on %s: %w", cfg.GRPCAddr, err)
@@ -150,7 +159,7 @@ func Start(ctx context.Context, cfg Config, services []string, log *slog.Logger)
 		return set, nil
 	})
 	s.verifier = authn.NewVerifier(keys, cfg.Authtoken.Issuer, cfg.Authtoken.Audience)
-	if s.grpc, err = server.New(server.Options{Logger: log, Verifier: s.verifier, AdminToken: cfg.AdminToken}); err != nil {
+	if s.grpc, err = server.New(server.Options{Logger: log, Verifier: s.verifier, AdminToken: cfg.AdminToken, ServiceToken: cfg.ServiceToken}); err != nil {
 		return nil, err
 	}
 	if s.runs("authtoken") {
@@ -158,8 +167,19 @@ func Start(ctx context.Context, cfg Config, services []string, log *slog.Logger)
 			return nil, err
 		}
 	}
+	if s.runs("consent") {
+		if err := startConsent(ctx, s); err != nil {
+			return nil, err
+		}
+	}
+	var consentConn *grpc.ClientConn
+	if s.runs("connection") || s.runs("gateway") {
+		if consentConn, err = s.dial(cfg.ConsentAddr, "consent"); err != nil {
+			return nil, err
+		}
+	}
 	if s.runs("connection") {
-		if err := startConnection(ctx, s, authtokenConn); err != nil {
+		if err := startConnection(ctx, s, authtokenConn, consentConn); err != nil {
 			return nil, err
 		}
 	}
@@ -168,7 +188,7 @@ func Start(ctx context.Context, cfg Config, services []string, log *slog.Logger)
 		if err != nil {
 			return nil, err
 		}
-		if err := startGateway(ctx, s, gateway.Backends{Authtoken: authtokenConn, Connection: connectionConn}); err != nil {
+		if err := startGateway(ctx, s, gateway.Backends{Authtoken: authtokenConn, Connection: connectionConn, Consent: consentConn}); err != nil {
 			return nil, err
 		}
 	}
@@ -185,6 +205,8 @@ func Start(ctx context.Context, cfg Config, services []string, log *slog.Logger)
 }
 
 func (s *Suite) runs(name string) bool { return slices.Contains(s.services, name) }
+
+func strongToken(t string) bool { return len(t) >= 32 && !strings.ContainsAny(t, ". \t") }
 
 // dial returns a client connection to a service: addr, or this process's own gRPC server when the
 // service runs here and addr is empty.

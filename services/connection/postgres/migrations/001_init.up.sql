@@ -35,6 +35,7 @@ CREATE TABLE connections (
     challenge         jsonb,
     authorization_url text NOT NULL DEFAULT '',
     username_hint     text NOT NULL DEFAULT '',
+    consent_id        text NOT NULL DEFAULT '',
     credentials       bytea,
     provider_state    bytea,
     answers           bytea,

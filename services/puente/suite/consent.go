@@ -1,0 +1,52 @@
+package suite
+
+import (
+	"context"
+	"time"
+
+	"puente.dev/pkg/jobs"
+	"puente.dev/pkg/postgres"
+	"puente.dev/services/consent"
+	consentpg "puente.dev/services/consent/postgres"
+)
+
+func init() { migrations["consent"] = consentpg.Migrate }
+
+func startConsent(ctx context.Context, s *Suite) error {
+	if s.cfg.MigrateOnStart {
+		if err := consentpg.Migrate(ctx, s.cfg.DatabaseURL); err != nil {
+			return err
+		}
+	}
+	pool, err := postgres.Open(ctx, s.cfg.DatabaseURL, consentpg.Schema)
+	if err != nil {
+		return err
+	}
+	s.closers = append(s.closers, pool.Close)
+	svc, err := consent.NewService(consentpg.New(pool), s.cfg.Consent, s.log)
+	if err != nil {
+		return err
+	}
+	s.background(func(ctx context.Context) {
+		tick := time.NewTicker(time.Hour)
+		defer tick.Stop()
+		for {
+			if err := svc.Housekeep(ctx); err != nil && ctx.Err() == nil {
+				s.log.ErrorContext(ctx, "consent housekeeping", "err", err)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	})
+	worker := jobs.NewWorker(jobs.Options{Pool: pool, Handlers: svc.Handlers(), Logger: s.log})
+	s.background(func(ctx context.Context) {
+		if err := worker.Run(ctx); err != nil && ctx.Err() == nil {
+			s.log.ErrorContext(ctx, "consent worker stopped", "err", err)
+		}
+	})
+	consent.NewGRPC(svc).Register(s.grpc.GRPC)
+	return nil
+}
