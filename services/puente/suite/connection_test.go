@@ -351,3 +351,71 @@ func TestRedirectInstitutionsCompleteOnTheCallbackOnce(t *testing.T) {
 	forged := b.do(http.MethodGet, "/v1/connections:callback?state=pst_forged&result=approve", "", nil)
 	require.Equal(t, http.StatusBadRequest, forged.Status)
 }
+
+func TestEveryTwoFactorScriptOfTheSandbox(t *testing.T) {
+	b := setup(t)
+	c := b.newClient("acme")
+	user := b.newUser(c, "u-1")
+	in := b.sandboxInstitution(c.Token, "CL")
+	for _, tc := range []struct {
+		username string
+		// answer picks the answer to a challenge
+		answer func(t *testing.T, ch *connectionv1.MfaChallenge) map[string]string
+		rounds int
+	}{
+		{"user_otp", func(*testing.T, *connectionv1.MfaChallenge) map[string]string { return map[string]string{"otp": "123456"} }, 1},
+		{"user_image", func(t *testing.T, ch *connectionv1.MfaChallenge) map[string]string {
+			f := ch.GetFields()[0]
+			require.Equal(t, connectionv1.ChallengeFieldType_CHALLENGE_FIELD_TYPE_OPTIONS, f.GetType())
+			require.Len(t, f.GetOptions(), 4)
+			for _, o := range f.GetOptions() {
+				require.NotEmpty(t, o.GetImage(), "each option carries its image")
+				if o.GetLabel() == "The green square" {
+					return map[string]string{f.GetName(): o.GetValue()}
+				}
+			}
+			t.Fatal("no green square")
+			return nil
+		}, 1},
+		{"user_captcha", func(t *testing.T, ch *connectionv1.MfaChallenge) map[string]string {
+			require.NotEmpty(t, ch.GetImage(), "the captcha image comes with the challenge")
+			return map[string]string{"captcha": "puente"}
+		}, 1},
+		{"user_otp", func() func(*testing.T, *connectionv1.MfaChallenge) map[string]string {
+			wrong := true // the first answer is wrong: the sandbox asks again, as Syncfy does
+			return func(*testing.T, *connectionv1.MfaChallenge) map[string]string {
+				if wrong {
+					wrong = false
+					return map[string]string{"otp": "000000"}
+				}
+				return map[string]string{"otp": "123456"}
+			}
+		}(), 2},
+	} {
+		t.Run(tc.username, func(t *testing.T) {
+			con := b.connect(c.Token, user, in.GetId(), map[string]string{"username": tc.username, "password": "pass_good"})
+			for round := 1; round <= tc.rounds; round++ {
+				waiting := b.watchUntil(c.Token, con.GetId(), connectionv1.ConnectionStatus_CONNECTION_STATUS_WAITING_MFA)
+				require.Equal(t, int32(round), waiting.GetMfa().GetRound())
+				_, err := connectionv1.NewConnectionServiceClient(b.conn).SubmitMfa(bearerCtx(c.Token), &connectionv1.SubmitMfaRequest{
+					Id: con.GetId(), ChallengeId: waiting.GetMfa().GetId(), Answers: tc.answer(t, waiting.GetMfa()),
+				})
+				require.NoError(t, err)
+			}
+			b.watchUntil(c.Token, con.GetId(), connectionv1.ConnectionStatus_CONNECTION_STATUS_SUCCEEDED)
+		})
+	}
+}
+
+func TestADownInstitutionFailsUnavailable(t *testing.T) {
+	b := setup(t)
+	c := b.newClient("acme")
+	list, err := connectionv1.NewInstitutionServiceClient(b.conn).ListInstitutions(bearerCtx(c.Token), &connectionv1.ListInstitutionsRequest{Country: "CL", Query: "Caído"})
+	require.NoError(t, err)
+	require.Len(t, list.GetInstitutions(), 1)
+	down := list.GetInstitutions()[0]
+	require.Equal(t, connectionv1.InstitutionHealth_INSTITUTION_HEALTH_DOWN, down.GetHealth())
+	con := b.connect(c.Token, b.newUser(c, "u-1"), down.GetId(), map[string]string{"username": "user_good", "password": "pass_good"})
+	failed := b.watchUntil(c.Token, con.GetId(), connectionv1.ConnectionStatus_CONNECTION_STATUS_FAILED)
+	require.Equal(t, connectionv1.FailureReason_FAILURE_REASON_INSTITUTION_UNAVAILABLE, failed.GetReason())
+}
