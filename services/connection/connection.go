@@ -201,6 +201,10 @@ type Job struct {
 	ChallengeID string
 	RunAt       time.Time
 	Args        map[string]string // more arguments, beside the connection id
+	// MaxAttempts bounds retries (5 when zero): a login step is retried briefly, a settlement
+	// or a timeout for many hours.
+	MaxAttempts int
+	UniqueKey   string
 }
 
 // Change is what an update did: the timeline step to record (nil: nothing visible changed, no

@@ -10,6 +10,7 @@ import (
 
 	consentv1 "puente.dev/gen/go/puente/consent/v1"
 	"puente.dev/pkg/apierr"
+	"puente.dev/pkg/jobs"
 )
 
 // Consents is the consent service, as the connection service needs it.
@@ -59,9 +60,13 @@ func (c ConsentClient) Settle(ctx context.Context, clientID, consentID, connecti
 	_, err := c.Client.AuthoriseConsent(ctx, &consentv1.AuthoriseConsentRequest{
 		ClientId: clientID, Id: consentID, ConnectionId: connectionID, Authorised: authorised, Reason: reason,
 	})
-	if status.Code(err) == codes.FailedPrecondition {
-		// The consent moved on (revoked, expired) meanwhile: nothing left to settle.
+	switch status.Code(err) {
+	case codes.OK, codes.FailedPrecondition:
+		// FailedPrecondition: the consent moved on (revoked, expired) meanwhile; nothing left
+		// to settle.
 		return nil
+	case codes.NotFound, codes.InvalidArgument:
+		return jobs.Cancel(fmt.Errorf("settle consent %s: %s", consentID, status.Code(err)))
 	}
-	return err
+	return fmt.Errorf("settle consent %s: %s", consentID, status.Code(err))
 }

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	apiv1 "puente.dev/gen/go/puente/api/v1"
@@ -40,6 +41,9 @@ type Service struct {
 	consents  Consents
 	log       *slog.Logger
 	now       func() time.Time
+	// institutions caches the catalog by id (it changes only when SyncCatalogs runs), so that a
+	// job holding a connection's row lock needs no second database connection.
+	institutions sync.Map
 }
 
 // RedirectTimeout is how long a connection waits for its user to come back from a redirect.
@@ -91,7 +95,20 @@ func (s *Service) SyncCatalogs(ctx context.Context) error {
 			return fmt.Errorf("catalog of %s: %w", name, err)
 		}
 	}
+	s.institutions.Clear()
 	return nil
+}
+
+func (s *Service) institution(ctx context.Context, id string) (Institution, error) {
+	if in, ok := s.institutions.Load(id); ok {
+		return in.(Institution), nil
+	}
+	in, err := s.store.GetInstitution(ctx, id)
+	if err != nil {
+		return Institution{}, err
+	}
+	s.institutions.Store(id, in)
+	return in, nil
 }
 
 // ---- catalog
@@ -110,7 +127,7 @@ func (s *Service) ListInstitutions(ctx context.Context, p caller.Principal, f In
 // GetInstitution returns one institution; outside a widget session's country or products it is
 // not found.
 func (s *Service) GetInstitution(ctx context.Context, p caller.Principal, id string) (Institution, error) {
-	in, err := s.store.GetInstitution(ctx, id)
+	in, err := s.institution(ctx, id)
 	if err != nil {
 		return Institution{}, err
 	}
@@ -189,7 +206,7 @@ func (s *Service) CreateConnection(ctx context.Context, p caller.Principal, n Ne
 		}
 		c.Status = WaitingRedirect
 		step := Step{Status: WaitingRedirect, Message: "waiting for the user at the institution", At: now}
-		if err := s.store.CreateConnection(ctx, c, sec, step, Job{Kind: JobRedirectTimeout, RunAt: now.Add(RedirectTimeout)}); err != nil {
+		if err := s.store.CreateConnection(ctx, c, sec, step, Job{Kind: JobRedirectTimeout, RunAt: now.Add(RedirectTimeout), MaxAttempts: jobs.DefaultMaxAttempts}); err != nil {
 			return Connection{}, nil, fmt.Errorf("create connection: %w", err)
 		}
 		return c, []Step{step}, nil
@@ -374,12 +391,18 @@ func (s *Service) Reauthenticate(ctx context.Context, p caller.Principal, id str
 	if err != nil {
 		return Connection{}, err
 	}
-	in, err := s.store.GetInstitution(ctx, c.InstitutionID)
+	in, err := s.institution(ctx, c.InstitutionID)
 	if err != nil {
 		return Connection{}, err
 	}
 	now := s.now().UTC()
 	if in.Auth == Redirect {
+		if len(creds) > 0 {
+			return Connection{}, apierr.Invalid("credentials", "a redirect institution takes no credentials")
+		}
+		if !c.Status.Final() {
+			return Connection{}, ErrNotFinal
+		}
 		authURL, stateHash, err := s.startRedirect(ctx, id, in)
 		if err != nil {
 			return Connection{}, err
@@ -392,7 +415,7 @@ func (s *Service) Reauthenticate(ctx context.Context, p caller.Principal, id str
 			c.Status, c.Reason, c.UpstreamCode, c.AuthorizationURL, c.UpdatedAt = WaitingRedirect, NoReason, "", authURL, now
 			return Change{
 				Step: &Step{Status: WaitingRedirect, Message: "re-authentication: waiting for the user at the institution", At: now},
-				Jobs: []Job{{Kind: JobRedirectTimeout, RunAt: now.Add(RedirectTimeout)}},
+				Jobs: []Job{{Kind: JobRedirectTimeout, RunAt: now.Add(RedirectTimeout), MaxAttempts: jobs.DefaultMaxAttempts}},
 			}, nil
 		})
 	}
@@ -500,7 +523,8 @@ func settleJob(c *Connection) []Job {
 	if c.ConsentID == "" || (c.Status != Succeeded && c.Reason != RedirectDenied) {
 		return nil
 	}
-	return []Job{{Kind: JobSettleConsent, Args: map[string]string{
+	// Retried for many hours: a consent service that is down delays the settlement, never loses it.
+	return []Job{{Kind: JobSettleConsent, MaxAttempts: jobs.DefaultMaxAttempts, UniqueKey: "settle:" + c.ConsentID + ":" + c.ID, Args: map[string]string{
 		"client_id": c.ClientID, "consent_id": c.ConsentID, "authorised": fmt.Sprint(c.Status == Succeeded), "reason": string(c.Reason),
 	}}}
 }
@@ -539,7 +563,7 @@ func (s *Service) handle(kind string) jobs.Handler {
 				return Change{}, errStale
 			}
 			var err error
-			if in, err = s.store.GetInstitution(ctx, c.InstitutionID); err != nil {
+			if in, err = s.institution(ctx, c.InstitutionID); err != nil {
 				return Change{}, err
 			}
 			if login, answers, err = s.openLogin(c, sec, in); err != nil {
@@ -555,6 +579,9 @@ func (s *Service) handle(kind string) jobs.Handler {
 		switch {
 		case errors.Is(err, errStale), errors.Is(err, ErrConnectionNotFound):
 			return nil
+		case err != nil && j.Attempt >= j.MaxAttempts:
+			s.log.ErrorContext(ctx, "connection login step failed for good", "connection_id", a.ConnectionID, "job", kind, "err", err)
+			return s.fail(ctx, a.ConnectionID, Internal, "", "the login could not go on")
 		case err != nil:
 			return err
 		}
@@ -577,7 +604,13 @@ func (s *Service) handle(kind string) jobs.Handler {
 			if j.Attempt >= j.MaxAttempts {
 				return s.fail(ctx, claimed.ID, Internal, "", "the provider kept failing")
 			}
-			return fmt.Errorf("%s %s: %w", kind, claimed.ID, err)
+			// The provider's own text is not passed on: an upstream error can echo what it
+			// was sent, credentials included.
+			return fmt.Errorf("%s %s: provider %s failed (%T)", kind, claimed.ID, claimed.Provider, err)
+		}
+		if err := validOutcome(out); err != nil {
+			s.log.ErrorContext(ctx, "provider returned an unusable outcome", "connection_id", claimed.ID, "provider", claimed.Provider, "err", err)
+			return s.fail(ctx, claimed.ID, Internal, out.UpstreamCode, "the provider answered something Puente cannot use")
 		}
 		return s.apply(ctx, claimed.ID, kind, out)
 	}
@@ -616,6 +649,21 @@ func (s *Service) openLogin(c *Connection, sec *Secrets, in Institution) (Login,
 	return l, answers, nil
 }
 
+// validOutcome rejects outcomes apply cannot record, so that a provider's mistake fails the
+// connection once instead of being retried (and the upstream called again).
+func validOutcome(out Outcome) error {
+	switch out.Status {
+	case Running, Succeeded, Failed:
+		return nil
+	case WaitingMFA:
+		if out.Challenge == nil || len(out.Challenge.Fields) == 0 {
+			return errors.New("two-factor without a challenge")
+		}
+		return nil
+	}
+	return fmt.Errorf("status %q", out.Status)
+}
+
 // apply records a provider's outcome, if the connection is still where the job left it.
 func (s *Service) apply(ctx context.Context, id, kind string, out Outcome) error {
 	now := s.now().UTC()
@@ -643,11 +691,12 @@ func (s *Service) apply(ctx context.Context, id, kind string, out Outcome) error
 				step = nil // still running: nothing new to tell
 			}
 		case WaitingMFA:
-			if out.Challenge == nil {
-				return Change{}, fmt.Errorf("provider asked for two-factor without a challenge")
-			}
-			c.Status, c.Challenge = WaitingMFA, out.Challenge
-			jobsToRun = append(jobsToRun, Job{Kind: JobMFATimeout, ChallengeID: out.Challenge.ID, RunAt: out.Challenge.ExpiresAt})
+			// Challenge ids are ours, fresh each round, so an answer or a timeout meant for an
+			// earlier round (or an earlier login of the same connection) never matches.
+			ch := *out.Challenge
+			ch.ID = ids.New("chl")
+			c.Status, c.Challenge = WaitingMFA, &ch
+			jobsToRun = append(jobsToRun, Job{Kind: JobMFATimeout, ChallengeID: ch.ID, RunAt: ch.ExpiresAt, MaxAttempts: jobs.DefaultMaxAttempts})
 		case Succeeded:
 			c.Status = Succeeded
 			sec.Answers = nil
@@ -657,8 +706,6 @@ func (s *Service) apply(ctx context.Context, id, kind string, out Outcome) error
 			step.Reason = out.Reason
 			sec.Answers = nil
 			jobsToRun = settleJob(c)
-		default:
-			return Change{}, fmt.Errorf("provider returned status %q", out.Status)
 		}
 		return Change{Step: step, Jobs: jobsToRun}, nil
 	})
@@ -684,6 +731,24 @@ func (s *Service) fail(ctx context.Context, id string, reason Reason, code, msg 
 	return err
 }
 
+// StallAfter is how long a connection may go without any change before Housekeep fails it: a
+// backstop for a login whose jobs were lost (a worker killed on the last attempt).
+const StallAfter = time.Hour
+
+// Housekeep fails connections that stalled, so that none stays in progress forever.
+func (s *Service) Housekeep(ctx context.Context) error {
+	stalled, err := s.store.StalledConnections(ctx, s.now().UTC().Add(-StallAfter))
+	if err != nil {
+		return fmt.Errorf("stalled connections: %w", err)
+	}
+	for _, id := range stalled {
+		if err := s.fail(ctx, id, Internal, "", "the login stalled"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // redirectTimeout fails a connection still waiting for its user to come back.
 func (s *Service) redirectTimeout(ctx context.Context, j jobs.Job) error {
 	var a jobArgs
@@ -692,8 +757,11 @@ func (s *Service) redirectTimeout(ctx context.Context, j jobs.Job) error {
 	}
 	now := s.now().UTC()
 	_, err := s.store.Update(ctx, "", a.ConnectionID, func(c *Connection, sec *Secrets) (Change, error) {
-		if c.Status != WaitingRedirect || now.Sub(c.UpdatedAt) < RedirectTimeout {
+		if c.Status != WaitingRedirect {
 			return Change{}, errStale
+		}
+		if left := RedirectTimeout - now.Sub(c.UpdatedAt); left > 0 {
+			return Change{}, jobs.Snooze(left)
 		}
 		sec.RedirectState = nil
 		c.Status, c.Reason, c.AuthorizationURL, c.UpdatedAt = Failed, UserActionRequired, "", now
@@ -715,6 +783,10 @@ func (s *Service) mfaTimeout(ctx context.Context, j jobs.Job) error {
 	_, err := s.store.Update(ctx, "", a.ConnectionID, func(c *Connection, sec *Secrets) (Change, error) {
 		if c.Status != WaitingMFA || c.Challenge == nil || c.Challenge.ID != a.ChallengeID {
 			return Change{}, errStale
+		}
+		if now.Before(c.Challenge.ExpiresAt) {
+			// The queue's clock ran ahead of ours: come back at the deadline.
+			return Change{}, jobs.Snooze(c.Challenge.ExpiresAt.Sub(now))
 		}
 		c.Status, c.Reason, c.Challenge, c.UpdatedAt = Failed, MFATimeout, nil, now
 		return Change{Step: &Step{Status: Failed, Reason: MFATimeout, Message: "two-factor challenge expired unanswered", At: now}}, nil

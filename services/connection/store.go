@@ -1,6 +1,9 @@
 package connection
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Store keeps the catalog and the connections. Methods taking a client id never see another
 // client's connections: a foreign id reads as not found.
@@ -21,6 +24,8 @@ type Store interface {
 	Update(ctx context.Context, clientID, id string, fn func(c *Connection, s *Secrets) (Change, error)) (Connection, error)
 	// ConnectionByRedirectState finds the connection waiting on a redirect with this state hash.
 	ConnectionByRedirectState(ctx context.Context, stateHash []byte) (clientID, id string, err error)
+	// StalledConnections lists connections not final and unchanged since before.
+	StalledConnections(ctx context.Context, before time.Time) ([]string, error)
 	// DeleteConnection removes the connection, its secrets and its timeline.
 	DeleteConnection(ctx context.Context, clientID, id string) error
 	// Changes delivers the id of every connection that changes, until ctx ends.

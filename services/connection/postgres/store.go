@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -214,7 +215,11 @@ func record(ctx context.Context, tx pgx.Tx, c connection.Connection, ch connecti
 		for k, v := range j.Args {
 			args[k] = v
 		}
-		if err := jobs.Enqueue(ctx, tx, j.Kind, args, jobs.EnqueueOptions{RunAt: j.RunAt, MaxAttempts: 5}); err != nil {
+		attempts := j.MaxAttempts
+		if attempts == 0 {
+			attempts = 5
+		}
+		if err := jobs.Enqueue(ctx, tx, j.Kind, args, jobs.EnqueueOptions{RunAt: j.RunAt, MaxAttempts: attempts, UniqueKey: j.UniqueKey}); err != nil {
 			return fmt.Errorf("enqueue %s: %w", j.Kind, err)
 		}
 	}
@@ -289,6 +294,14 @@ func (s *Store) ConnectionByRedirectState(ctx context.Context, stateHash []byte)
 	return clientID, id, interpretError(err, connection.ErrRedirectState)
 }
 
+func (s *Store) StalledConnections(ctx context.Context, before time.Time) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id FROM connections WHERE status NOT IN ('SUCCEEDED', 'FAILED') AND updated_at < $1 ORDER BY updated_at LIMIT 1000`, before)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
 func (s *Store) DeleteConnection(ctx context.Context, clientID, id string) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		c, err := scanConnection(tx.QueryRow(ctx, `DELETE FROM connections WHERE client_id = $1 AND id = $2 RETURNING `+connectionColumns, clientID, id))
@@ -319,9 +332,10 @@ func (s *Store) Changes(ctx context.Context) (<-chan string, error) {
 // Listen relays the change notifications of every process to this process's watchers, until ctx
 // ends. One connection listens for all of them; a watcher that falls behind misses a wake-up,
 // not a change (it re-reads the connection, and also polls).
-func (s *Store) Listen(ctx context.Context) {
+func (s *Store) Listen(ctx context.Context, log *slog.Logger) {
 	for ctx.Err() == nil {
 		if err := s.listen(ctx); err != nil && ctx.Err() == nil {
+			log.WarnContext(ctx, "connection changes: listen failed; watchers fall back to polling", "err", err)
 			select {
 			case <-ctx.Done():
 			case <-time.After(time.Second):

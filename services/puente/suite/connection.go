@@ -2,6 +2,7 @@ package suite
 
 import (
 	"context"
+	"time"
 
 	"google.golang.org/grpc"
 
@@ -43,7 +44,21 @@ func startConnection(ctx context.Context, s *Suite, authtokenConn, consentConn *
 	if err := svc.SyncCatalogs(ctx); err != nil {
 		return err
 	}
-	s.background(store.Listen)
+	s.background(func(ctx context.Context) { store.Listen(ctx, s.log) })
+	s.background(func(ctx context.Context) {
+		tick := time.NewTicker(5 * time.Minute)
+		defer tick.Stop()
+		for {
+			if err := svc.Housekeep(ctx); err != nil && ctx.Err() == nil {
+				s.log.ErrorContext(ctx, "connection housekeeping", "err", err)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	})
 	worker := jobs.NewWorker(jobs.Options{Pool: pool, Handlers: svc.Handlers(), Concurrency: cfg.Workers, Logger: s.log})
 	s.background(func(ctx context.Context) {
 		if err := worker.Run(ctx); err != nil && ctx.Err() == nil {

@@ -363,7 +363,9 @@ func TestEveryTwoFactorScriptOfTheSandbox(t *testing.T) {
 		answer func(t *testing.T, ch *connectionv1.MfaChallenge) map[string]string
 		rounds int
 	}{
-		{"user_otp", func(*testing.T, *connectionv1.MfaChallenge) map[string]string { return map[string]string{"otp": "123456"} }, 1},
+		{"user_otp", func(*testing.T, *connectionv1.MfaChallenge) map[string]string {
+			return map[string]string{"otp": "123456"}
+		}, 1},
 		{"user_image", func(t *testing.T, ch *connectionv1.MfaChallenge) map[string]string {
 			f := ch.GetFields()[0]
 			require.Equal(t, connectionv1.ChallengeFieldType_CHALLENGE_FIELD_TYPE_OPTIONS, f.GetType())

@@ -136,6 +136,9 @@ func Start(ctx context.Context, cfg Config, services []string, log *slog.Logger)
 	if t := cfg.AdminToken; t != "" && !strongToken(t) {
 		return nil, errors.New("PUENTE_ADMIN_TOKEN must be at least 32 characters, without dots or spaces (puente keygen makes one)")
 	}
+	if cfg.ServiceToken == cfg.AdminToken {
+		return nil, errors.New("PUENTE_SERVICE_TOKEN and PUENTE_ADMIN_TOKEN must differ")
+	}
 	if !strongToken(cfg.ServiceToken) {
 		return nil, errors.New("PUENTE_SERVICE_TOKEN must be set: at least 32 characters, without dots or spaces (puente keygen makes one)")
 	}

@@ -879,13 +879,13 @@ const file_puente_consent_v1_consent_proto_rawDesc = "" +
 	"\x19CONSENT_STATUS_AUTHORISED\x10\x02\x12\x1b\n" +
 	"\x17CONSENT_STATUS_REJECTED\x10\x03\x12\x1a\n" +
 	"\x16CONSENT_STATUS_REVOKED\x10\x04\x12\x1a\n" +
-	"\x16CONSENT_STATUS_EXPIRED\x10\x052\x9c\x05\n" +
+	"\x16CONSENT_STATUS_EXPIRED\x10\x052\x9b\x05\n" +
 	"\x0eConsentService\x12\x83\x01\n" +
 	"\rCreateConsent\x12'.puente.consent.v1.CreateConsentRequest\x1a(.puente.consent.v1.CreateConsentResponse\"\x1f\x8a\xb5\x18\x04\n" +
-	"\x02\x03\x05\x82\xd3\xe4\x93\x02\x11:\x01*\"\f/v1/consents\x12~\n" +
+	"\x02\x03\x05\x82\xd3\xe4\x93\x02\x11:\x01*\"\f/v1/consents\x12}\n" +
 	"\n" +
-	"GetConsent\x12$.puente.consent.v1.GetConsentRequest\x1a%.puente.consent.v1.GetConsentResponse\"#\x8a\xb5\x18\x06\n" +
-	"\x04\x03\x05\x04\x06\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/consents/{id}\x12}\n" +
+	"GetConsent\x12$.puente.consent.v1.GetConsentRequest\x1a%.puente.consent.v1.GetConsentResponse\"\"\x8a\xb5\x18\x05\n" +
+	"\x03\x03\x05\x04\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/consents/{id}\x12}\n" +
 	"\fListConsents\x12&.puente.consent.v1.ListConsentsRequest\x1a'.puente.consent.v1.ListConsentsResponse\"\x1c\x8a\xb5\x18\x04\n" +
 	"\x02\x03\x04\x82\xd3\xe4\x93\x02\x0e\x12\f/v1/consents\x12\x8e\x01\n" +
 	"\rRevokeConsent\x12'.puente.consent.v1.RevokeConsentRequest\x1a(.puente.consent.v1.RevokeConsentResponse\"*\x8a\xb5\x18\x03\n" +
