@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -420,4 +421,36 @@ func TestADownInstitutionFailsUnavailable(t *testing.T) {
 	con := b.connect(c.Token, b.newUser(c, "u-1"), down.GetId(), map[string]string{"username": "user_good", "password": "pass_good"})
 	failed := b.watchUntil(c.Token, con.GetId(), connectionv1.ConnectionStatus_CONNECTION_STATUS_FAILED)
 	require.Equal(t, connectionv1.FailureReason_FAILURE_REASON_INSTITUTION_UNAVAILABLE, failed.GetReason())
+}
+
+func TestManyLoginsAtOnceAllFinish(t *testing.T) {
+	b := setup(t)
+	c := b.newClient("acme")
+	user := b.newUser(c, "u-1")
+	in := b.sandboxInstitution(c.Token, "CL")
+	const n = 40
+	ids := make(chan string, n)
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			resp, err := connectionv1.NewConnectionServiceClient(b.conn).CreateConnection(bearerCtx(c.Token), &connectionv1.CreateConnectionRequest{
+				UserId: user, InstitutionId: in.GetId(), Credentials: map[string]string{"username": "user_good", "password": "pass_good"},
+			})
+			if err != nil {
+				errs <- err
+				return
+			}
+			ids <- resp.GetConnection().GetId()
+		})
+	}
+	wg.Wait()
+	close(ids)
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	for id := range ids {
+		b.watchUntil(c.Token, id, connectionv1.ConnectionStatus_CONNECTION_STATUS_SUCCEEDED)
+	}
 }
