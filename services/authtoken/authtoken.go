@@ -68,6 +68,7 @@ type LinkToken struct {
 	Country     string
 	Language    string
 	RedirectURI string
+	ConsentID   string
 	CreatedAt   time.Time
 	ExpiresAt   time.Time
 	Token       string // only right after creation

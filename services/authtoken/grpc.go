@@ -301,7 +301,7 @@ func (g *GRPC) CreateLinkToken(ctx context.Context, req *authtokenv1.CreateLinkT
 	return idempotent(ctx, g, "CreateLinkToken", req.GetRequestId(), req, func(s *Service) (*authtokenv1.CreateLinkTokenResponse, error) {
 		t, err := s.CreateLinkToken(ctx, caller.From(ctx).ClientID, NewLinkToken{
 			UserID: req.GetUserId(), Products: req.GetProducts(), Country: req.GetCountry(), Language: req.GetLanguage(),
-			RedirectURI: req.GetRedirectUri(), TTL: time.Duration(req.GetTtlSeconds()) * time.Second,
+			RedirectURI: req.GetRedirectUri(), ConsentID: req.GetConsentId(), TTL: time.Duration(req.GetTtlSeconds()) * time.Second,
 		})
 		if err != nil {
 			return nil, err
@@ -318,7 +318,7 @@ func (g *GRPC) ExchangeLinkToken(ctx context.Context, req *authtokenv1.ExchangeL
 	l := ws.Link
 	return &authtokenv1.ExchangeLinkTokenResponse{
 		SessionToken: ws.Token, ExpireTime: timestamppb.New(ws.ExpiresAt), ClientId: l.ClientID, UserId: l.UserID,
-		Products: l.Products, Country: l.Country, Language: l.Language, RedirectUri: l.RedirectURI,
+		Products: l.Products, Country: l.Country, Language: l.Language, RedirectUri: l.RedirectURI, ConsentId: l.ConsentID,
 	}, nil
 }
 

@@ -298,6 +298,7 @@ type NewLinkToken struct {
 	Country     string
 	Language    string
 	RedirectURI string
+	ConsentID   string
 	TTL         time.Duration
 }
 
@@ -325,7 +326,7 @@ func (s *Service) CreateLinkToken(ctx context.Context, clientID string, n NewLin
 	token := newSecret("plt_")
 	t := LinkToken{
 		ID: ids.New("lnk"), ClientID: clientID, UserID: n.UserID, Hash: s.hash(token),
-		Products: n.Products, Country: n.Country, Language: n.Language, RedirectURI: n.RedirectURI,
+		Products: n.Products, Country: n.Country, Language: n.Language, RedirectURI: n.RedirectURI, ConsentID: n.ConsentID,
 		CreatedAt: now, ExpiresAt: now.Add(n.TTL), Token: token,
 	}
 	if err := s.store.CreateLinkToken(ctx, t); err != nil {
@@ -356,6 +357,7 @@ func (s *Service) ExchangeLinkToken(ctx context.Context, token string) (WidgetSe
 	}
 	session, err := s.signWith(key, authn.Claims{
 		Subject: t.ClientID, Scope: authn.ScopeWidget, UserID: t.UserID, LinkID: t.ID, Products: t.Products, Country: t.Country,
+		ConsentID: t.ConsentID,
 	}, now, s.cfg.WidgetSessionTTL)
 	if err != nil {
 		return WidgetSession{}, err

@@ -170,6 +170,10 @@ func (s *Service) CreateConnection(ctx context.Context, p caller.Principal, n Ne
 			return Connection{}, nil, apierr.Invalid("user_id", "a widget session connects its own user only")
 		}
 		n.UserID = p.UserID
+		if n.ConsentID == "" {
+			// The link token carried a consent created up front: this connection completes it.
+			n.ConsentID = p.ConsentID
+		}
 	} else {
 		if n.UserID == "" {
 			return Connection{}, nil, apierr.Invalid("user_id", "is required")

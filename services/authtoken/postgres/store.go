@@ -218,9 +218,9 @@ func (s *Store) ListUsers(ctx context.Context, clientID, externalRef string, p a
 }
 
 func (s *Store) CreateLinkToken(ctx context.Context, t authtoken.LinkToken) error {
-	_, err := s.db.Exec(ctx, `INSERT INTO link_tokens (id, client_id, user_id, token_hash, products, country, language, redirect_uri, created_at, expires_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-		t.ID, t.ClientID, t.UserID, t.Hash, t.Products, t.Country, t.Language, t.RedirectURI, t.CreatedAt, t.ExpiresAt)
+	_, err := s.db.Exec(ctx, `INSERT INTO link_tokens (id, client_id, user_id, token_hash, products, country, language, redirect_uri, consent_id, created_at, expires_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		t.ID, t.ClientID, t.UserID, t.Hash, t.Products, t.Country, t.Language, t.RedirectURI, t.ConsentID, t.CreatedAt, t.ExpiresAt)
 	if err != nil {
 		return fmt.Errorf("insert link token: %w", err)
 	}
@@ -231,8 +231,8 @@ func (s *Store) ExchangeLinkToken(ctx context.Context, hash []byte, at time.Time
 	// One statement: of any number of concurrent exchanges, exactly one sees exchanged_at NULL.
 	err = s.db.QueryRow(ctx, `UPDATE link_tokens SET exchanged_at = $2
 		WHERE token_hash = $1 AND exchanged_at IS NULL AND expires_at > $2
-		RETURNING id, client_id, user_id, products, country, language, redirect_uri, created_at, expires_at`, hash, at).
-		Scan(&t.ID, &t.ClientID, &t.UserID, &t.Products, &t.Country, &t.Language, &t.RedirectURI, &t.CreatedAt, &t.ExpiresAt)
+		RETURNING id, client_id, user_id, products, country, language, redirect_uri, consent_id, created_at, expires_at`, hash, at).
+		Scan(&t.ID, &t.ClientID, &t.UserID, &t.Products, &t.Country, &t.Language, &t.RedirectURI, &t.ConsentID, &t.CreatedAt, &t.ExpiresAt)
 	return t, interpretError(err, authtoken.ErrLinkTokenInvalid)
 }
 

@@ -124,3 +124,23 @@ func TestConsentsBelongToOneClientAndOneUser(t *testing.T) {
 	})
 	require.Equal(t, codes.PermissionDenied, status.Code(err))
 }
+
+func TestALinkTokenCarriesAConsentTheWidgetCompletes(t *testing.T) {
+	b := setup(t)
+	c := b.newClient("acme")
+	user := b.newUser(c, "u-1")
+	in := b.sandboxInstitution(c.Token, "CL")
+	cns := b.newConsent(c.Token, user, in.GetId())
+
+	lt := b.do(http.MethodPost, "/v1/link-tokens", c.Token, map[string]any{"user_id": user, "products": []string{"ACCOUNTS"}, "country": "CL", "consent_id": cns.GetId()})
+	require.Equal(t, http.StatusOK, lt.Status, lt.Raw)
+	ex := b.do(http.MethodPost, "/v1/link-tokens:exchange", "", map[string]string{"link_token": str(lt.JSON, "link_token")})
+	require.Equal(t, cns.GetId(), str(ex.JSON, "consent_id"))
+	session := str(ex.JSON, "session_token")
+
+	created := b.do(http.MethodPost, "/v1/connections", session, map[string]any{"institution_id": in.GetId(), "credentials": map[string]string{"username": "user_good", "password": "pass_good"}})
+	require.Equal(t, http.StatusOK, created.Status, created.Raw)
+	require.Equal(t, cns.GetId(), str(created.JSON, "connection", "consent_id"), "the session's consent is the one the connection completes")
+	b.watchUntil(c.Token, str(created.JSON, "connection", "id"), connectionv1.ConnectionStatus_CONNECTION_STATUS_SUCCEEDED)
+	b.consentReaches(c.Token, cns.GetId(), consentv1.ConsentStatus_CONSENT_STATUS_AUTHORISED)
+}

@@ -53,6 +53,7 @@ CREATE TABLE link_tokens (
     country      text NOT NULL,
     language     text NOT NULL,
     redirect_uri text NOT NULL,
+    consent_id   text NOT NULL DEFAULT '',
     created_at   timestamptz NOT NULL,
     expires_at   timestamptz NOT NULL,
     exchanged_at timestamptz

@@ -38,8 +38,11 @@ type CreateLinkTokenRequest struct {
 	// Where the widget sends the user at the end; one of the client's redirect URIs.
 	RedirectUri string `protobuf:"bytes,5,opt,name=redirect_uri,json=redirectUri,proto3" json:"redirect_uri,omitempty"`
 	// Lifetime in seconds, 60 to 3600; 1800 when zero.
-	TtlSeconds    int32  `protobuf:"varint,6,opt,name=ttl_seconds,json=ttlSeconds,proto3" json:"ttl_seconds,omitempty"`
-	RequestId     string `protobuf:"bytes,7,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	TtlSeconds int32  `protobuf:"varint,6,opt,name=ttl_seconds,json=ttlSeconds,proto3" json:"ttl_seconds,omitempty"`
+	RequestId  string `protobuf:"bytes,7,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// A consent created up front (Boufin's flow): the widget session completes it. Checked when
+	// the widget uses it: it must be this user's and awaiting authorisation.
+	ConsentId     string `protobuf:"bytes,8,opt,name=consent_id,json=consentId,proto3" json:"consent_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -119,6 +122,13 @@ func (x *CreateLinkTokenRequest) GetTtlSeconds() int32 {
 func (x *CreateLinkTokenRequest) GetRequestId() string {
 	if x != nil {
 		return x.RequestId
+	}
+	return ""
+}
+
+func (x *CreateLinkTokenRequest) GetConsentId() string {
+	if x != nil {
+		return x.ConsentId
 	}
 	return ""
 }
@@ -231,14 +241,16 @@ func (x *ExchangeLinkTokenRequest) GetLinkToken() string {
 type ExchangeLinkTokenResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// A JWT for the widget's calls, scoped to this user and these products.
-	SessionToken  string                 `protobuf:"bytes,1,opt,name=session_token,json=sessionToken,proto3" json:"session_token,omitempty"`
-	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
-	ClientId      string                 `protobuf:"bytes,3,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
-	UserId        string                 `protobuf:"bytes,4,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	Products      []string               `protobuf:"bytes,5,rep,name=products,proto3" json:"products,omitempty"`
-	Country       string                 `protobuf:"bytes,6,opt,name=country,proto3" json:"country,omitempty"`
-	Language      string                 `protobuf:"bytes,7,opt,name=language,proto3" json:"language,omitempty"`
-	RedirectUri   string                 `protobuf:"bytes,8,opt,name=redirect_uri,json=redirectUri,proto3" json:"redirect_uri,omitempty"`
+	SessionToken string                 `protobuf:"bytes,1,opt,name=session_token,json=sessionToken,proto3" json:"session_token,omitempty"`
+	ExpireTime   *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	ClientId     string                 `protobuf:"bytes,3,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	UserId       string                 `protobuf:"bytes,4,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Products     []string               `protobuf:"bytes,5,rep,name=products,proto3" json:"products,omitempty"`
+	Country      string                 `protobuf:"bytes,6,opt,name=country,proto3" json:"country,omitempty"`
+	Language     string                 `protobuf:"bytes,7,opt,name=language,proto3" json:"language,omitempty"`
+	RedirectUri  string                 `protobuf:"bytes,8,opt,name=redirect_uri,json=redirectUri,proto3" json:"redirect_uri,omitempty"`
+	// The consent the session completes, when the link token carried one.
+	ConsentId     string `protobuf:"bytes,9,opt,name=consent_id,json=consentId,proto3" json:"consent_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -329,11 +341,18 @@ func (x *ExchangeLinkTokenResponse) GetRedirectUri() string {
 	return ""
 }
 
+func (x *ExchangeLinkTokenResponse) GetConsentId() string {
+	if x != nil {
+		return x.ConsentId
+	}
+	return ""
+}
+
 var File_puente_authtoken_v1_link_token_proto protoreflect.FileDescriptor
 
 const file_puente_authtoken_v1_link_token_proto_rawDesc = "" +
 	"\n" +
-	"$puente/authtoken/v1/link_token.proto\x12\x13puente.authtoken.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1apuente/api/v1/access.proto\"\xa1\x04\n" +
+	"$puente/authtoken/v1/link_token.proto\x12\x13puente.authtoken.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1apuente/api/v1/access.proto\"\xe8\x04\n" +
 	"\x16CreateLinkTokenRequest\x12<\n" +
 	"\auser_id\x18\x01 \x01(\tB#\xbaH r\x1e2\x1c^usr_[0-9A-HJKMNP-TV-Z]{26}$R\x06userId\x12|\n" +
 	"\bproducts\x18\x02 \x03(\tB`\xbaH]\x92\x01Z\b\x01\x10\a\x18\x01\"RrPR\bACCOUNTSR\bBALANCESR\fTRANSACTIONSR\bIDENTITYR\vINVESTMENTSR\fCREDIT_CARDSR\aREPORTSR\bproducts\x12+\n" +
@@ -345,7 +364,9 @@ const file_puente_authtoken_v1_link_token_proto_rawDesc = "" +
 	"\x11ttl_seconds.range\x12 must be 0 or between 60 and 3600\x1a)this == 0 || (this >= 60 && this <= 3600)R\n" +
 	"ttlSeconds\x12'\n" +
 	"\n" +
-	"request_id\x18\a \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\trequestId\"\x8a\x01\n" +
+	"request_id\x18\a \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\trequestId\x12E\n" +
+	"\n" +
+	"consent_id\x18\b \x01(\tB&\xbaH#r!2\x1f^(cns_[0-9A-HJKMNP-TV-Z]{26})?$R\tconsentId\"\x8a\x01\n" +
 	"\x17CreateLinkTokenResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\"\n" +
 	"\n" +
@@ -354,7 +375,7 @@ const file_puente_authtoken_v1_link_token_proto_rawDesc = "" +
 	"expireTime\"H\n" +
 	"\x18ExchangeLinkTokenRequest\x12,\n" +
 	"\n" +
-	"link_token\x18\x01 \x01(\tB\r\xbaH\ar\x05\x10\x01\x18\x80\x02\x80\x01\x01R\tlinkToken\"\xad\x02\n" +
+	"link_token\x18\x01 \x01(\tB\r\xbaH\ar\x05\x10\x01\x18\x80\x02\x80\x01\x01R\tlinkToken\"\xcc\x02\n" +
 	"\x19ExchangeLinkTokenResponse\x12(\n" +
 	"\rsession_token\x18\x01 \x01(\tB\x03\x80\x01\x01R\fsessionToken\x12;\n" +
 	"\vexpire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
@@ -364,7 +385,9 @@ const file_puente_authtoken_v1_link_token_proto_rawDesc = "" +
 	"\bproducts\x18\x05 \x03(\tR\bproducts\x12\x18\n" +
 	"\acountry\x18\x06 \x01(\tR\acountry\x12\x1a\n" +
 	"\blanguage\x18\a \x01(\tR\blanguage\x12!\n" +
-	"\fredirect_uri\x18\b \x01(\tR\vredirectUri2\xc5\x02\n" +
+	"\fredirect_uri\x18\b \x01(\tR\vredirectUri\x12\x1d\n" +
+	"\n" +
+	"consent_id\x18\t \x01(\tR\tconsentId2\xc5\x02\n" +
 	"\x10LinkTokenService\x12\x8f\x01\n" +
 	"\x0fCreateLinkToken\x12+.puente.authtoken.v1.CreateLinkTokenRequest\x1a,.puente.authtoken.v1.CreateLinkTokenResponse\"!\x8a\xb5\x18\x03\n" +
 	"\x01\x03\x82\xd3\xe4\x93\x02\x14:\x01*\"\x0f/v1/link-tokens\x12\x9e\x01\n" +
