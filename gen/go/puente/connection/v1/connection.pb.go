@@ -655,7 +655,8 @@ type CreateConnectionRequest struct {
 	InstitutionId string `protobuf:"bytes,2,opt,name=institution_id,json=institutionId,proto3" json:"institution_id,omitempty"`
 	// Values of the institution's credential fields, by name. Never returned or logged.
 	Credentials map[string]string `protobuf:"bytes,3,rep,name=credentials,proto3" json:"credentials,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	// REDIRECT institutions: where the user lands at the end; one of the client's redirect URIs.
+	// Reserved for REDIRECT institutions: where the user lands at the end. Not used yet: today the
+	// callback answers with the connection as JSON.
 	RedirectUri string `protobuf:"bytes,4,opt,name=redirect_uri,json=redirectUri,proto3" json:"redirect_uri,omitempty"`
 	RequestId   string `protobuf:"bytes,5,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// A consent (AWAITING_AUTHORISATION, same user and institution) this connection authorises
