@@ -691,8 +691,8 @@ func (s *Service) apply(ctx context.Context, id, kind string, out Outcome) error
 		case Running:
 			c.Status = Running
 			jobsToRun = append(jobsToRun, Job{Kind: JobPoll, RunAt: now.Add(max(out.PollAfter, time.Second))})
-			if c.Status == Running && kind == JobPoll {
-				step = nil // still running: nothing new to tell
+			if kind == JobPoll {
+				step = nil // still running: nothing new for the timeline
 			}
 		case WaitingMFA:
 			// Challenge ids are ours, fresh each round, so an answer or a timeout meant for an
