@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	connectionv1 "puente.dev/gen/go/puente/connection/v1"
 	consentv1 "puente.dev/gen/go/puente/consent/v1"
@@ -143,4 +144,24 @@ func TestALinkTokenCarriesAConsentTheWidgetCompletes(t *testing.T) {
 	require.Equal(t, cns.GetId(), str(created.JSON, "connection", "consent_id"), "the session's consent is the one the connection completes")
 	b.watchUntil(c.Token, str(created.JSON, "connection", "id"), connectionv1.ConnectionStatus_CONNECTION_STATUS_SUCCEEDED)
 	b.consentReaches(c.Token, cns.GetId(), consentv1.ConsentStatus_CONSENT_STATUS_AUTHORISED)
+}
+
+func TestAConsentExpiresAtItsTime(t *testing.T) {
+	b := setup(t)
+	c := b.newClient("acme")
+	user := b.newUser(c, "u-1")
+	in := b.sandboxInstitution(c.Token, "CL")
+	resp, err := consentv1.NewConsentServiceClient(b.conn).CreateConsent(bearerCtx(c.Token), &consentv1.CreateConsentRequest{
+		UserId: user, InstitutionId: in.GetId(), Products: []string{"ACCOUNTS"}, ExpireTime: timestamppb.New(time.Now().Add(2 * time.Second)),
+	})
+	require.NoError(t, err)
+	expired := b.consentReaches(c.Token, resp.GetConsent().GetId(), consentv1.ConsentStatus_CONSENT_STATUS_EXPIRED)
+	require.Len(t, expired.GetHistory(), 2)
+
+	// An expired consent cannot be linked any more.
+	r := b.do(http.MethodPost, "/v1/connections", c.Token, map[string]any{
+		"user_id": user, "institution_id": in.GetId(), "consent_id": expired.GetId(),
+		"credentials": map[string]string{"username": "user_good", "password": "pass_good"},
+	})
+	require.Equal(t, http.StatusBadRequest, r.Status, r.Raw)
 }
