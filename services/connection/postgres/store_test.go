@@ -466,15 +466,9 @@ func TestStalledConnections(t *testing.T) {
 // waitListening waits until a backend of this database is LISTENing on the changes channel.
 func waitListening(t *testing.T, b bundle) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		n := b.count(t, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state = 'idle' AND query = 'LISTEN connection_changed'`)
-		if n > 0 {
-			return
-		}
-		require.True(t, time.Now().Before(deadline), "the store never started listening")
-		time.Sleep(10 * time.Millisecond)
-	}
+	require.Eventually(t, func() bool {
+		return b.count(t, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state = 'idle' AND query = 'LISTEN connection_changed'`) > 0
+	}, 10*time.Second, 10*time.Millisecond, "the store never started listening")
 }
 
 func TestChanges(t *testing.T) {
