@@ -28,7 +28,7 @@ const maxNumericDate = 253402300799
 //
 // JSON encoding (MarshalJSON / UnmarshalJSON) uses the registered claim names
 // iss, sub, aud, exp, nbf, iat, jti and the private names scp, usr, cns, lnk,
-// prd, ctr. Empty fields are omitted. Times are NumericDates (seconds since the
+// prd, ctr, env, org. Empty fields are omitted. Times are NumericDates (seconds since the
 // epoch; sub-second precision is dropped when signing, accepted when parsing).
 // Audience is encoded as a single string when it has exactly one element.
 type Claims struct {
@@ -45,7 +45,17 @@ type Claims struct {
 	LinkID    string    // lnk (optional)
 	Products  []string  // prd (optional)
 	Country   string    // ctr (optional): the widget's country
+	// Environment is the client's environment: EnvSandbox or EnvProduction (env).
+	Environment string
+	// Origins are the web origins the client registered (org, optional; widget sessions).
+	Origins []string
 }
+
+// Environments (the "env" claim).
+const (
+	EnvSandbox    = "sandbox"
+	EnvProduction = "production"
+)
 
 type claimsWire struct {
 	Issuer    string   `json:"iss,omitempty"`
@@ -61,6 +71,8 @@ type claimsWire struct {
 	LinkID    string   `json:"lnk,omitempty"`
 	Products  []string `json:"prd,omitempty"`
 	Country   string   `json:"ctr,omitempty"`
+	Env       string   `json:"env,omitempty"`
+	Origins   []string `json:"org,omitempty"`
 }
 
 // MarshalJSON encodes the claims as a JWT claims set. It fails on strings
@@ -70,11 +82,12 @@ func (c Claims) MarshalJSON() ([]byte, error) {
 	w := claimsWire{
 		Issuer: c.Issuer, Subject: c.Subject, ID: c.ID, Scope: c.Scope,
 		UserID: c.UserID, ConsentID: c.ConsentID, LinkID: c.LinkID,
-		Products: c.Products, Country: c.Country,
+		Products: c.Products, Country: c.Country, Env: c.Environment, Origins: c.Origins,
 	}
-	strs := []string{c.Issuer, c.Subject, c.ID, c.Scope, c.UserID, c.ConsentID, c.LinkID, c.Country}
+	strs := []string{c.Issuer, c.Subject, c.ID, c.Scope, c.UserID, c.ConsentID, c.LinkID, c.Country, c.Environment}
 	strs = append(strs, c.Audience...)
 	strs = append(strs, c.Products...)
+	strs = append(strs, c.Origins...)
 	for _, s := range strs {
 		if !utf8.ValidString(s) {
 			return nil, errors.New("authn: claim is not valid UTF-8")
@@ -151,6 +164,10 @@ func (c *Claims) UnmarshalJSON(data []byte) error {
 			out.Products, err = jsonStringArray(m.value)
 		case "ctr":
 			out.Country, err = jsonString(m.value)
+		case "env":
+			out.Environment, err = jsonString(m.value)
+		case "org":
+			out.Origins, err = jsonStringArray(m.value)
 		}
 		if err != nil {
 			return fmt.Errorf("%w: claim %q: %v", ErrMalformed, m.name, err)

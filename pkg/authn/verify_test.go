@@ -66,6 +66,9 @@ func TestSignThenVerifyRoundTripsEveryClaim(t *testing.T) {
 		LinkID:    "lnk_7",
 		Products:  []string{"auth", "transactions"},
 		Country:   "CL",
+
+		Environment: authn.EnvSandbox,
+		Origins:     []string{"https://app.example", "http://localhost:3000"},
 	}
 	tok := mustSign(t, priv, testKID, want)
 

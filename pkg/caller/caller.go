@@ -18,6 +18,7 @@ type Principal struct {
 	Products  []string // WIDGET
 	Country   string   // WIDGET
 	TokenID   string   // jti of the token
+	Sandbox   bool     // the client is in the sandbox environment
 }
 
 type key struct{}

@@ -30,6 +30,7 @@ var (
 	errBadToken     = apierr.New(apierr.Unauthenticated, "UNAUTHENTICATED", "invalid or expired token")
 	errNotAllowed   = apierr.New(apierr.PermissionDenied, "PERMISSION_DENIED", "this token may not call this method")
 	errNoSuchMethod = apierr.New(apierr.PermissionDenied, "PERMISSION_DENIED", "method has no access rule")
+	errSandboxOnly  = apierr.New(apierr.PermissionDenied, "SANDBOX_ONLY", "this method is for sandbox clients only")
 )
 
 type authenticator struct {
@@ -68,7 +69,8 @@ func (a *authenticator) stream(srv any, ss grpc.ServerStream, info *grpc.StreamS
 }
 
 func (a *authenticator) authenticate(ctx context.Context, method string) (context.Context, error) {
-	allowed := a.allowed(method)
+	rule := a.rule(method)
+	allowed := rule.GetPrincipals()
 	if slices.Contains(allowed, apiv1.Principal_PRINCIPAL_PUBLIC) {
 		return ctx, nil
 	}
@@ -106,6 +108,9 @@ func (a *authenticator) authenticate(ctx context.Context, method string) (contex
 	if !slices.Contains(allowed, p.Kind) {
 		return nil, errNotAllowed
 	}
+	if rule.GetSandboxOnly() && !p.Sandbox {
+		return nil, errSandboxOnly
+	}
 	return caller.With(ctx, p), nil
 }
 
@@ -119,7 +124,10 @@ func matches(token string, want []byte) bool {
 }
 
 func principal(c authn.Claims) (caller.Principal, bool) {
-	p := caller.Principal{ClientID: c.Subject, UserID: c.UserID, ConsentID: c.ConsentID, LinkID: c.LinkID, Products: c.Products, Country: c.Country, TokenID: c.ID}
+	p := caller.Principal{
+		ClientID: c.Subject, UserID: c.UserID, ConsentID: c.ConsentID, LinkID: c.LinkID, Products: c.Products, Country: c.Country, TokenID: c.ID,
+		Sandbox: c.Environment == authn.EnvSandbox,
+	}
 	switch c.Scope {
 	case authn.ScopeClient:
 		p.Kind = apiv1.Principal_PRINCIPAL_CLIENT
@@ -144,23 +152,23 @@ func bearer(ctx context.Context) string {
 	return ""
 }
 
-// allowed returns the principals the access option of method lists. Health checks and reflection
-// are open to all: they are how load balancers and grpcurl find their way.
-func (a *authenticator) allowed(method string) []apiv1.Principal {
+// rule returns the access option of method (nil: no one may call it). Health checks and
+// reflection are open to all: they are how load balancers and grpcurl find their way.
+func (a *authenticator) rule(method string) *apiv1.Access {
 	if r, ok := a.rules.Load(method); ok {
-		return r.([]apiv1.Principal)
+		return r.(*apiv1.Access)
 	}
-	var out []apiv1.Principal
+	var out *apiv1.Access
 	service, name, _ := strings.Cut(strings.TrimPrefix(method, "/"), "/")
 	switch {
 	case strings.HasPrefix(service, "grpc.health.") || strings.HasPrefix(service, "grpc.reflection."):
-		out = []apiv1.Principal{apiv1.Principal_PRINCIPAL_PUBLIC}
+		out = &apiv1.Access{Principals: []apiv1.Principal{apiv1.Principal_PRINCIPAL_PUBLIC}}
 	default:
 		d, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(service))
 		if sd, ok := d.(protoreflect.ServiceDescriptor); err == nil && ok {
 			if md := sd.Methods().ByName(protoreflect.Name(name)); md != nil {
 				if access, ok := proto.GetExtension(md.Options(), apiv1.E_Access).(*apiv1.Access); ok {
-					out = access.GetPrincipals()
+					out = access
 				}
 			}
 		}

@@ -11,10 +11,12 @@ import (
 
 // Client is a tenant.
 type Client struct {
-	ID           string
-	Name         string
-	RedirectURIs []string
-	CreatedAt    time.Time
+	ID             string
+	Name           string
+	RedirectURIs   []string
+	Environment    string // authn.EnvSandbox or authn.EnvProduction
+	AllowedOrigins []string
+	CreatedAt      time.Time
 }
 
 // APIKey is a client's long-lived credential. Only a keyed hash of the secret is stored.
@@ -27,6 +29,8 @@ type APIKey struct {
 	CreatedAt  time.Time
 	RevokedAt  *time.Time
 	Secret     string // only right after creation
+	// ClientEnvironment is the environment of the key's client, read with the key.
+	ClientEnvironment string
 }
 
 // RefreshToken is one link of a rotation family.

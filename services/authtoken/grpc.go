@@ -13,6 +13,7 @@ import (
 	apiv1 "puente.dev/gen/go/puente/api/v1"
 	authtokenv1 "puente.dev/gen/go/puente/authtoken/v1"
 	"puente.dev/pkg/apierr"
+	"puente.dev/pkg/authn"
 	"puente.dev/pkg/caller"
 	"puente.dev/pkg/ids"
 	"puente.dev/services/authtoken/taxid"
@@ -128,7 +129,10 @@ func (g *GRPC) RotateSigningKey(ctx context.Context, _ *authtokenv1.RotateSignin
 
 func (g *GRPC) CreateClient(ctx context.Context, req *authtokenv1.CreateClientRequest) (*authtokenv1.CreateClientResponse, error) {
 	return idempotent(ctx, g, "CreateClient", req.GetRequestId(), req, func(s *Service) (*authtokenv1.CreateClientResponse, error) {
-		c, k, err := s.CreateClient(ctx, req.GetName(), req.GetRedirectUris())
+		c, k, err := s.CreateClient(ctx, NewClient{
+			Name: req.GetName(), RedirectURIs: req.GetRedirectUris(),
+			Environment: environments[req.GetEnvironment()], AllowedOrigins: req.GetAllowedOrigins(),
+		})
 		if err != nil {
 			return nil, err
 		}
@@ -163,8 +167,20 @@ func (g *GRPC) ListClients(ctx context.Context, req *authtokenv1.ListClientsRequ
 	return resp, nil
 }
 
+var environments = map[authtokenv1.ClientEnvironment]string{
+	authtokenv1.ClientEnvironment_CLIENT_ENVIRONMENT_SANDBOX:    authn.EnvSandbox,
+	authtokenv1.ClientEnvironment_CLIENT_ENVIRONMENT_PRODUCTION: authn.EnvProduction,
+}
+
 func clientProto(c Client) *authtokenv1.Client {
-	return &authtokenv1.Client{Id: c.ID, Name: c.Name, RedirectUris: c.RedirectURIs, CreateTime: timestamppb.New(c.CreatedAt)}
+	env := authtokenv1.ClientEnvironment_CLIENT_ENVIRONMENT_SANDBOX
+	if c.Environment == authn.EnvProduction {
+		env = authtokenv1.ClientEnvironment_CLIENT_ENVIRONMENT_PRODUCTION
+	}
+	return &authtokenv1.Client{
+		Id: c.ID, Name: c.Name, RedirectUris: c.RedirectURIs, CreateTime: timestamppb.New(c.CreatedAt),
+		Environment: env, AllowedOrigins: c.AllowedOrigins,
+	}
 }
 
 // ---- ApiKeyService

@@ -1,6 +1,7 @@
 package authtoken
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"crypto/hmac"
@@ -93,15 +94,37 @@ func (s *Service) hash(secret string) []byte {
 
 // ---- Clients and API keys
 
+// NewClient is what CreateClient needs.
+type NewClient struct {
+	Name           string
+	RedirectURIs   []string
+	Environment    string // authn.EnvSandbox when empty
+	AllowedOrigins []string
+}
+
 // CreateClient creates a client and its first API key (whose Secret is set).
-func (s *Service) CreateClient(ctx context.Context, name string, redirectURIs []string) (Client, APIKey, error) {
-	for i, u := range redirectURIs {
+func (s *Service) CreateClient(ctx context.Context, n NewClient) (Client, APIKey, error) {
+	for i, u := range n.RedirectURIs {
 		if err := checkRedirectURI(u); err != nil {
 			return Client{}, APIKey{}, apierr.Invalid(fmt.Sprintf("redirect_uris[%d]", i), err.Error())
 		}
 	}
+	origins := make([]string, len(n.AllowedOrigins))
+	for i, o := range n.AllowedOrigins {
+		var err error
+		if origins[i], err = checkOrigin(o); err != nil {
+			return Client{}, APIKey{}, apierr.Invalid(fmt.Sprintf("allowed_origins[%d]", i), err.Error())
+		}
+	}
+	env := cmp.Or(n.Environment, authn.EnvSandbox)
+	if env != authn.EnvSandbox && env != authn.EnvProduction {
+		return Client{}, APIKey{}, apierr.Invalid("environment", "must be sandbox or production")
+	}
 	now := s.now().UTC()
-	c := Client{ID: ids.New("cli"), Name: name, RedirectURIs: append([]string{}, redirectURIs...), CreatedAt: now}
+	c := Client{
+		ID: ids.New("cli"), Name: n.Name, RedirectURIs: append([]string{}, n.RedirectURIs...),
+		Environment: env, AllowedOrigins: origins, CreatedAt: now,
+	}
 	k := s.newAPIKey(c.ID, "default", now)
 	if err := s.store.CreateClient(ctx, c, k); err != nil {
 		return Client{}, APIKey{}, fmt.Errorf("create client: %w", err)
@@ -172,7 +195,7 @@ func (s *Service) ClientCredentials(ctx context.Context, clientID, secret string
 		return Grant{}, err
 	}
 	now := s.now().UTC()
-	access, err := s.accessToken(ctx, k.ClientID, now)
+	access, err := s.accessToken(ctx, k, now)
 	if err != nil {
 		return Grant{}, err
 	}
@@ -193,11 +216,12 @@ func (s *Service) Refresh(ctx context.Context, clientID, secret, refreshToken st
 	if refreshToken == "" {
 		return Grant{}, apierr.Invalid("refresh_token", "is required when grant_type is refresh_token")
 	}
-	if _, err := s.authenticateClient(ctx, clientID, secret); err != nil {
+	k, err := s.authenticateClient(ctx, clientID, secret)
+	if err != nil {
 		return Grant{}, err
 	}
 	now := s.now().UTC()
-	access, err := s.accessToken(ctx, clientID, now)
+	access, err := s.accessToken(ctx, k, now)
 	if err != nil {
 		return Grant{}, err
 	}
@@ -208,8 +232,8 @@ func (s *Service) Refresh(ctx context.Context, clientID, secret, refreshToken st
 	return Grant{AccessToken: access, ExpiresIn: s.cfg.AccessTokenTTL, RefreshToken: next}, nil
 }
 
-func (s *Service) accessToken(ctx context.Context, clientID string, now time.Time) (string, error) {
-	return s.sign(ctx, authn.Claims{Subject: clientID, Scope: authn.ScopeClient}, now, s.cfg.AccessTokenTTL)
+func (s *Service) accessToken(ctx context.Context, k APIKey, now time.Time) (string, error) {
+	return s.sign(ctx, authn.Claims{Subject: k.ClientID, Scope: authn.ScopeClient, Environment: k.ClientEnvironment}, now, s.cfg.AccessTokenTTL)
 }
 
 // CreateTaskToken signs a token for one user of the client (and optionally one consent).
@@ -217,12 +241,16 @@ func (s *Service) CreateTaskToken(ctx context.Context, clientID, userID, consent
 	if _, err := s.store.GetUser(ctx, clientID, userID); err != nil {
 		return "", time.Time{}, err
 	}
+	c, err := s.store.GetClient(ctx, clientID)
+	if err != nil {
+		return "", time.Time{}, err
+	}
 	if ttl == 0 {
 		ttl = 15 * time.Minute
 	}
 	ttl = min(ttl, MaxTokenTTL)
 	now := s.now().UTC()
-	token, err := s.sign(ctx, authn.Claims{Subject: clientID, Scope: authn.ScopeTask, UserID: userID, ConsentID: consentID}, now, ttl)
+	token, err := s.sign(ctx, authn.Claims{Subject: clientID, Scope: authn.ScopeTask, UserID: userID, ConsentID: consentID, Environment: c.Environment}, now, ttl)
 	return token, now.Add(ttl), err
 }
 
@@ -355,9 +383,14 @@ func (s *Service) ExchangeLinkToken(ctx context.Context, token string) (WidgetSe
 	if err != nil {
 		return WidgetSession{}, err
 	}
+	// The link is spent; a client that vanished since (it cannot today) leaves the error.
+	c, err := s.store.GetClient(ctx, t.ClientID)
+	if err != nil {
+		return WidgetSession{}, fmt.Errorf("exchange link token: client: %w", err)
+	}
 	session, err := s.signWith(key, authn.Claims{
 		Subject: t.ClientID, Scope: authn.ScopeWidget, UserID: t.UserID, LinkID: t.ID, Products: t.Products, Country: t.Country,
-		ConsentID: t.ConsentID,
+		ConsentID: t.ConsentID, Environment: c.Environment, Origins: c.AllowedOrigins,
 	}, now, s.cfg.WidgetSessionTTL)
 	if err != nil {
 		return WidgetSession{}, err
@@ -395,6 +428,31 @@ func checkRedirectURI(raw string) error {
 }
 
 var appScheme = regexp.MustCompile(`^[a-z][a-z0-9-]*(\.[a-z0-9-]+)+$`)
+
+// checkOrigin accepts a web origin as browsers send it (scheme://host[:port], https, or http on
+// a loopback host) and returns it in that serialisation, lower-cased, so it compares equal to
+// the Origin header.
+func checkOrigin(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil || u.Host == "" || u.Opaque != "":
+		return "", fmt.Errorf("must be an origin: scheme://host[:port]")
+	case u.User != nil || u.RawQuery != "" || u.Fragment != "" || strings.ContainsAny(raw, "?#") || (u.Path != "" && u.Path != "/"):
+		return "", fmt.Errorf("must be an origin without path, query or user information: scheme://host[:port]")
+	}
+	scheme, host := strings.ToLower(u.Scheme), strings.ToLower(u.Host)
+	switch scheme {
+	case "https":
+	case "http":
+		h := u.Hostname()
+		if ip := net.ParseIP(h); h != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return "", fmt.Errorf("http is allowed only on a loopback host; use https")
+		}
+	default:
+		return "", fmt.Errorf("scheme must be https (or http on a loopback host)")
+	}
+	return scheme + "://" + host, nil
+}
 
 // ---- Signing keys
 

@@ -108,7 +108,7 @@ func setupWith(t testing.TB, edit func(*authtoken.Config)) bundle {
 
 func newClient(t testing.TB, b bundle, redirectURIs ...string) (authtoken.Client, authtoken.APIKey) {
 	t.Helper()
-	c, k, err := b.svc.CreateClient(b.ctx, "Acme", redirectURIs)
+	c, k, err := b.svc.CreateClient(b.ctx, authtoken.NewClient{Name: "Acme", RedirectURIs: redirectURIs})
 	require.NoError(t, err)
 	return c, k
 }
@@ -266,7 +266,7 @@ func TestCreateClientRedirectURIs(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			uris := []string{"https://ok.example/cb", tc.uri}
-			c, k, err := b.svc.CreateClient(b.ctx, "Acme", uris)
+			c, k, err := b.svc.CreateClient(b.ctx, authtoken.NewClient{Name: "Acme", RedirectURIs: uris})
 			if !tc.ok {
 				requireInvalid(t, err, "redirect_uris[1]")
 				return
@@ -278,6 +278,74 @@ func TestCreateClientRedirectURIs(t *testing.T) {
 			require.Equal(t, uris, got.RedirectURIs)
 		})
 	}
+}
+
+func TestCreateClientEnvironmentAndOrigins(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+
+	t.Run("origins are checked and kept as browsers send them", func(t *testing.T) {
+		for _, tc := range []struct {
+			origin string
+			want   string // empty: refused
+		}{
+			{"https://App.Example", "https://app.example"},
+			{"https://app.example:8443/", "https://app.example:8443"},
+			{"http://localhost:3000", "http://localhost:3000"},
+			{"http://app.example", ""},
+			{"https://app.example/path", ""},
+			{"https://app.example?x=1", ""},
+			{"https://user@app.example", ""},
+			{"ftp://app.example", ""},
+			{"app.example", ""},
+		} {
+			c, _, err := b.svc.CreateClient(b.ctx, authtoken.NewClient{Name: "Acme", AllowedOrigins: []string{"https://ok.example", tc.origin}})
+			if tc.want == "" {
+				requireInvalid(t, err, "allowed_origins[1]")
+				continue
+			}
+			require.NoError(t, err, tc.origin)
+			got, err := b.svc.GetClient(b.ctx, c.ID)
+			require.NoError(t, err)
+			require.Equal(t, []string{"https://ok.example", tc.want}, got.AllowedOrigins)
+		}
+	})
+
+	t.Run("an unknown environment is refused", func(t *testing.T) {
+		_, _, err := b.svc.CreateClient(b.ctx, authtoken.NewClient{Name: "Acme", Environment: "staging"})
+		requireInvalid(t, err, "environment")
+	})
+
+	t.Run("every token of a client carries its environment, and widget sessions its origins", func(t *testing.T) {
+		for _, env := range []string{authn.EnvSandbox, authn.EnvProduction} {
+			c, k, err := b.svc.CreateClient(b.ctx, authtoken.NewClient{Name: "Acme", Environment: env, AllowedOrigins: []string{"https://app.example"}})
+			require.NoError(t, err)
+			require.Equal(t, env, c.Environment)
+
+			g, err := b.svc.ClientCredentials(b.ctx, c.ID, k.Secret)
+			require.NoError(t, err)
+			claims := verify(t, b, g.AccessToken)
+			require.Equal(t, env, claims.Environment)
+			require.Empty(t, claims.Origins, "a backend's token is not for browsers")
+
+			g, err = b.svc.Refresh(b.ctx, c.ID, k.Secret, g.RefreshToken)
+			require.NoError(t, err)
+			require.Equal(t, env, verify(t, b, g.AccessToken).Environment)
+
+			u := newUser(t, b, c.ID, "ref-"+env)
+			task, _, err := b.svc.CreateTaskToken(b.ctx, c.ID, u.ID, "", 0)
+			require.NoError(t, err)
+			require.Equal(t, env, verify(t, b, task).Environment)
+
+			l, err := b.svc.CreateLinkToken(b.ctx, c.ID, authtoken.NewLinkToken{UserID: u.ID, Products: []string{"ACCOUNTS"}, Country: "CL"})
+			require.NoError(t, err)
+			ws, err := b.svc.ExchangeLinkToken(b.ctx, l.Token)
+			require.NoError(t, err)
+			claims = verify(t, b, ws.Token)
+			require.Equal(t, env, claims.Environment)
+			require.Equal(t, []string{"https://app.example"}, claims.Origins)
+		}
+	})
 }
 
 // ---- Secrets at rest
@@ -636,6 +704,7 @@ func TestLinkTokens(t *testing.T) {
 
 		claims := verify(t, b, ws.Token)
 		require.Equal(t, authn.ScopeWidget, claims.Scope)
+		require.Equal(t, authn.EnvSandbox, claims.Environment, "a client is in the sandbox unless created for production")
 		require.Equal(t, c.ID, claims.Subject)
 		require.Equal(t, u.ID, claims.UserID)
 		require.Equal(t, l.ID, claims.LinkID)

@@ -147,6 +147,7 @@ type Connection struct {
 	AuthorizationURL string
 	UsernameHint     string
 	ConsentID        string // a consent this connection authorises when it succeeds
+	RedirectURI      string // where the user's browser goes back to after a redirect
 	CreatedAt        time.Time
 	UpdatedAt        time.Time
 }

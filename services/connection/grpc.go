@@ -20,6 +20,12 @@ type GRPC struct {
 	svc *Service
 }
 
+// sandboxGRPC serves SandboxService, the sandbox clients' controls.
+type sandboxGRPC struct {
+	connectionv1.UnimplementedSandboxServiceServer
+	svc *Service
+}
+
 // NewGRPC returns the gRPC handlers over svc.
 func NewGRPC(svc *Service) *GRPC { return &GRPC{svc: svc} }
 
@@ -27,6 +33,7 @@ func NewGRPC(svc *Service) *GRPC { return &GRPC{svc: svc} }
 func (g *GRPC) Register(s grpc.ServiceRegistrar) {
 	connectionv1.RegisterInstitutionServiceServer(s, g)
 	connectionv1.RegisterConnectionServiceServer(s, g)
+	connectionv1.RegisterSandboxServiceServer(s, &sandboxGRPC{svc: g.svc})
 }
 
 // ---- InstitutionService
@@ -106,6 +113,7 @@ func institutionProto(in Institution) *connectionv1.Institution {
 func (g *GRPC) CreateConnection(ctx context.Context, req *connectionv1.CreateConnectionRequest) (*connectionv1.CreateConnectionResponse, error) {
 	c, steps, err := g.svc.CreateConnection(ctx, caller.From(ctx), NewConnection{
 		UserID: req.GetUserId(), InstitutionID: req.GetInstitutionId(), Credentials: req.GetCredentials(), ConsentID: req.GetConsentId(),
+		RedirectURI: req.GetRedirectUri(),
 	})
 	if err != nil {
 		return nil, err
@@ -173,7 +181,26 @@ func (g *GRPC) CompleteRedirect(ctx context.Context, req *connectionv1.CompleteR
 	if err != nil {
 		return nil, err
 	}
-	return &connectionv1.CompleteRedirectResponse{Connection: connectionProto(c, nil)}, nil
+	return &connectionv1.CompleteRedirectResponse{Connection: connectionProto(c, nil), RedirectUri: ReturnURL(c, req.GetError())}, nil
+}
+
+// ---- SandboxService
+
+func (g *sandboxGRPC) RequireLogin(ctx context.Context, req *connectionv1.RequireLoginRequest) (*connectionv1.RequireLoginResponse, error) {
+	c, err := g.svc.RequireLogin(ctx, caller.From(ctx), req.GetId())
+	if err != nil {
+		return nil, err
+	}
+	return &connectionv1.RequireLoginResponse{Connection: connectionProto(c, nil)}, nil
+}
+
+func (g *sandboxGRPC) FireEvent(ctx context.Context, req *connectionv1.FireEventRequest) (*connectionv1.FireEventResponse, error) {
+	// SANDBOX_EVENT_TYPE_CONNECTION_STATUS_CHANGED is the only type so far; validation refuses others.
+	id, err := g.svc.FireStatusEvent(ctx, caller.From(ctx), req.GetId())
+	if err != nil {
+		return nil, err
+	}
+	return &connectionv1.FireEventResponse{EventId: id}, nil
 }
 
 func (g *GRPC) ReauthenticateConnection(ctx context.Context, req *connectionv1.ReauthenticateConnectionRequest) (*connectionv1.ReauthenticateConnectionResponse, error) {

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"regexp"
 	"slices"
 	"sort"
@@ -28,6 +29,8 @@ import (
 // Users checks that a user exists and belongs to the calling client (the authtoken service).
 type Users interface {
 	Check(ctx context.Context, userID string) error
+	// RedirectURIs are the redirect URIs the client registered.
+	RedirectURIs(ctx context.Context, clientID string) ([]string, error)
 }
 
 // Service is the connection logic over a Store and the providers.
@@ -160,6 +163,7 @@ type NewConnection struct {
 	InstitutionID string
 	Credentials   map[string]string
 	ConsentID     string
+	RedirectURI   string
 }
 
 // CreateConnection checks the credentials against the institution's fields, seals them, and
@@ -189,6 +193,15 @@ func (s *Service) CreateConnection(ctx context.Context, p caller.Principal, n Ne
 	if _, ok := s.providers[in.Provider]; !ok {
 		return Connection{}, nil, apierr.New(apierr.FailedPrecondition, "PROVIDER_DISABLED", "this institution's provider is not enabled")
 	}
+	if n.RedirectURI != "" {
+		registered, err := s.users.RedirectURIs(ctx, p.ClientID)
+		if err != nil {
+			return Connection{}, nil, err
+		}
+		if !slices.Contains(registered, n.RedirectURI) {
+			return Connection{}, nil, apierr.Invalid("redirect_uri", "is not one of the client's registered redirect URIs")
+		}
+	}
 	if n.ConsentID != "" {
 		if err := s.consents.Check(ctx, n.ConsentID, n.UserID, in.ID); err != nil {
 			return Connection{}, nil, err
@@ -197,7 +210,7 @@ func (s *Service) CreateConnection(ctx context.Context, p caller.Principal, n Ne
 	now := s.now().UTC()
 	c := Connection{
 		ID: ids.New("con"), ClientID: p.ClientID, UserID: n.UserID, InstitutionID: in.ID, Provider: in.Provider,
-		ConsentID: n.ConsentID, Status: Pending, CreatedAt: now, UpdatedAt: now,
+		ConsentID: n.ConsentID, RedirectURI: n.RedirectURI, Status: Pending, CreatedAt: now, UpdatedAt: now,
 	}
 	if in.Auth == Redirect {
 		if len(n.Credentials) > 0 {
@@ -264,6 +277,48 @@ func (s *Service) CompleteRedirect(ctx context.Context, state string, params map
 		c.Status, c.AuthorizationURL, c.UpdatedAt = Running, "", now
 		return Change{Step: &Step{Status: Running, Message: "the user came back from the institution", At: now}, Jobs: []Job{{Kind: JobCallback}}}, nil
 	})
+}
+
+// ReturnURL is where the user's browser goes after CompleteRedirect: the connection's redirect
+// URI with connection_id (and the institution's error, when it sent one) added to its query;
+// empty when the connection has no redirect URI.
+func ReturnURL(c Connection, upstreamError string) string {
+	if c.RedirectURI == "" {
+		return ""
+	}
+	u, err := url.Parse(c.RedirectURI)
+	if err != nil {
+		return ""
+	}
+	q := u.Query()
+	q.Set("connection_id", c.ID)
+	if upstreamError != "" {
+		q.Set("error", upstreamError)
+	}
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// ---- sandbox controls
+
+var errNotSucceeded = apierr.New(apierr.FailedPrecondition, "NOT_SUCCEEDED", "only a SUCCEEDED connection can be asked to log in again")
+
+// RequireLogin fails a SUCCEEDED connection with LOGIN_REQUIRED, as a bank that wants the user
+// to log in again would (sandbox only; the access rule says so).
+func (s *Service) RequireLogin(ctx context.Context, p caller.Principal, id string) (Connection, error) {
+	now := s.now().UTC()
+	return s.store.Update(ctx, p.ClientID, id, func(c *Connection, sec *Secrets) (Change, error) {
+		if c.Status != Succeeded {
+			return Change{}, errNotSucceeded
+		}
+		c.Status, c.Reason, c.UpstreamCode, c.UpdatedAt = Failed, LoginRequired, "SANDBOX_LOGIN_REQUIRED", now
+		return Change{Step: &Step{Status: Failed, Reason: LoginRequired, UpstreamCode: c.UpstreamCode, Message: "sandbox: the institution asks the user to log in again", At: now}}, nil
+	})
+}
+
+// FireStatusEvent writes a connection.status_changed event with the current status (sandbox only).
+func (s *Service) FireStatusEvent(ctx context.Context, p caller.Principal, id string) (string, error) {
+	return s.store.FireStatusEvent(ctx, p.ClientID, id, s.now().UTC())
 }
 
 // CheckCredentials checks values against an institution's fields: required fields present,

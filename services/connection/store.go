@@ -26,6 +26,9 @@ type Store interface {
 	ConnectionByRedirectState(ctx context.Context, stateHash []byte) (clientID, id string, err error)
 	// StalledConnections lists connections not final and unchanged since before.
 	StalledConnections(ctx context.Context, before time.Time) ([]string, error)
+	// FireStatusEvent writes a "connection.status_changed" event with the connection's current
+	// status, marked as fired by the sandbox.
+	FireStatusEvent(ctx context.Context, clientID, id string, at time.Time) (eventID string, err error)
 	// DeleteConnection removes the connection, its secrets and its timeline.
 	DeleteConnection(ctx context.Context, clientID, id string) error
 	// Changes delivers the id of every connection that changes, until ctx ends.

@@ -3,6 +3,7 @@ package connection
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -13,9 +14,21 @@ import (
 )
 
 // UserDirectory checks users with the authtoken service, as the caller: the caller's own token
-// goes along, so another client's user reads as not found there too.
+// goes along, so another client's user reads as not found there too. It reads what a client
+// registered with the internal service token.
 type UserDirectory struct {
-	Client authtokenv1.UserServiceClient
+	Client       authtokenv1.UserServiceClient
+	Clients      authtokenv1.ClientServiceClient
+	ServiceToken string
+}
+
+func (d UserDirectory) RedirectURIs(ctx context.Context, clientID string) ([]string, error) {
+	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+d.ServiceToken)
+	resp, err := d.Clients.GetClient(ctx, &authtokenv1.GetClientRequest{Id: clientID})
+	if err != nil {
+		return nil, fmt.Errorf("read client's redirect URIs from authtoken: %w", err)
+	}
+	return resp.GetClient().GetRedirectUris(), nil
 }
 
 var errUserNotFound = apierr.New(apierr.NotFound, "NOT_FOUND", "user not found")

@@ -49,6 +49,7 @@ func (s Status) CanBecome(next Status) bool {
 const (
 	ReasonRevokedByClient   = "REVOKED_BY_CLIENT"
 	ReasonExpireTimeReached = "EXPIRE_TIME_REACHED"
+	ReasonExpiredBySandbox  = "EXPIRED_BY_SANDBOX"
 )
 
 // Consent is a user's permission to read products at an institution.

@@ -31,6 +31,21 @@ func NewGRPC(svc *Service) *GRPC { return &GRPC{svc: svc} }
 // Register adds the service's API to s.
 func (g *GRPC) Register(s grpc.ServiceRegistrar) {
 	consentv1.RegisterConsentServiceServer(s, g)
+	consentv1.RegisterSandboxServiceServer(s, &sandboxGRPC{svc: g.svc})
+}
+
+// sandboxGRPC serves SandboxService, the sandbox clients' controls.
+type sandboxGRPC struct {
+	consentv1.UnimplementedSandboxServiceServer
+	svc *Service
+}
+
+func (g *sandboxGRPC) ExpireConsent(ctx context.Context, req *consentv1.ExpireConsentRequest) (*consentv1.ExpireConsentResponse, error) {
+	c, h, err := g.svc.ExpireConsent(ctx, caller.From(ctx), req.GetId())
+	if err != nil {
+		return nil, err
+	}
+	return &consentv1.ExpireConsentResponse{Consent: consentProto(c, h)}, nil
 }
 
 // idempotent runs create once per request_id of the calling client and method, replaying the

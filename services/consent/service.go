@@ -288,6 +288,22 @@ func (s *Service) RevokeConsent(ctx context.Context, p caller.Principal, id stri
 	})
 }
 
+// ExpireConsent expires a consent now, as its deadline would (a sandbox control; the access rule
+// keeps production clients out). An expired consent is returned unchanged; a revoked or
+// rejected one cannot expire.
+func (s *Service) ExpireConsent(ctx context.Context, p caller.Principal, id string) (Consent, []HistoryEntry, error) {
+	if p.ClientID == "" {
+		return Consent{}, nil, ErrPermissionDenied
+	}
+	now := s.clock()
+	return s.store.Update(ctx, p.ClientID, id, func(c *Consent) (*HistoryEntry, error) {
+		if c.Status == Expired {
+			return nil, nil
+		}
+		return move(c, Expired, ReasonExpiredBySandbox, now)
+	})
+}
+
 // Authorisation is the outcome of a user's linking, as the connection service reports it.
 type Authorisation struct {
 	ClientID     string

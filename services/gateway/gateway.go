@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -15,6 +16,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	authtokenv1 "puente.dev/gen/go/puente/authtoken/v1"
 	connectionv1 "puente.dev/gen/go/puente/connection/v1"
@@ -25,7 +27,9 @@ import (
 
 // Config is the gateway's configuration.
 type Config struct {
-	// AllowedOrigins may call the API from a browser (CORS); "*" allows any.
+	// AllowedOrigins may call the API from a browser (CORS) whatever the token; "*" allows any.
+	// Beyond these, a widget session's responses are readable by its client's registered
+	// origins (the token's org claim).
 	AllowedOrigins []string `env:"PUENTE_CORS_ORIGINS"`
 }
 
@@ -52,6 +56,7 @@ func New(ctx context.Context, cfg Config, b Backends, v Verifier, log *slog.Logg
 		runtime.WithErrorHandler(g.errorHandler),
 		runtime.WithRoutingErrorHandler(routingErrorHandler),
 		runtime.WithIncomingHeaderMatcher(headerMatcher),
+		runtime.WithForwardResponseOption(redirectBrowser),
 	)
 	tokens := authtokenv1.NewTokenServiceClient(b.Authtoken)
 	for name, register := range map[string]func() error{
@@ -77,6 +82,12 @@ func New(ctx context.Context, cfg Config, b Backends, v Verifier, log *slog.Logg
 		"ConnectionService": func() error {
 			return connectionv1.RegisterConnectionServiceHandlerClient(ctx, mux, connectionv1.NewConnectionServiceClient(b.Connection))
 		},
+		"connection SandboxService": func() error {
+			return connectionv1.RegisterSandboxServiceHandlerClient(ctx, mux, connectionv1.NewSandboxServiceClient(b.Connection))
+		},
+		"consent SandboxService": func() error {
+			return consentv1.RegisterSandboxServiceHandlerClient(ctx, mux, consentv1.NewSandboxServiceClient(b.Consent))
+		},
 	} {
 		if err := register(); err != nil {
 			return nil, fmt.Errorf("gateway: register %s: %w", name, err)
@@ -84,7 +95,7 @@ func New(ctx context.Context, cfg Config, b Backends, v Verifier, log *slog.Logg
 	}
 
 	root := http.NewServeMux()
-	root.Handle("/", checkToken(v, mux))
+	root.Handle("/", checkToken(v, cfg.AllowedOrigins, mux))
 	root.Handle("POST /v1/oauth/token", g.tokenEndpoint(tokens))
 	root.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -115,9 +126,10 @@ func headerMatcher(key string) (string, bool) {
 	return "", false
 }
 
-// checkToken verifies a bearer JWT here, so a forged or expired token never reaches a service.
-// Other bearer values (the operator's admin token) are left to the service's own check.
-func checkToken(v Verifier, next http.Handler) http.Handler {
+// checkToken verifies a bearer JWT here, so a forged or expired token never reaches a service,
+// and lets the origins its client registered read the response (CORS). Other bearer values
+// (the operator's admin token) are left to the service's own check.
+func checkToken(v Verifier, global []string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if len(r.Header.Values("Authorization")) > 1 {
 			writeError(w, r, status.New(codes.InvalidArgument, "send one Authorization header"))
@@ -126,14 +138,28 @@ func checkToken(v Verifier, next http.Handler) http.Handler {
 		auth := r.Header.Get("Authorization")
 		if len(auth) > 7 && strings.EqualFold(auth[:7], "bearer ") {
 			if token := strings.TrimSpace(auth[7:]); strings.Count(token, ".") == 2 {
-				if _, err := v.Verify(r.Context(), token); err != nil {
+				claims, err := v.Verify(r.Context(), token)
+				if err != nil {
 					writeError(w, r, errStatus(err))
 					return
+				}
+				if origin := r.Header.Get("Origin"); origin != "" && slices.Contains(claims.Origins, origin) {
+					allowOrigin(w.Header(), origin)
 				}
 			}
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// redirectBrowser sends the user's browser on from the redirect callback to where the
+// connection asked (303 See Other), instead of showing it JSON.
+func redirectBrowser(_ context.Context, w http.ResponseWriter, m proto.Message) error {
+	if resp, ok := m.(*connectionv1.CompleteRedirectResponse); ok && resp.GetRedirectUri() != "" {
+		w.Header().Set("Location", resp.GetRedirectUri())
+		w.WriteHeader(http.StatusSeeOther)
+	}
+	return nil
 }
 
 // cacheControl keeps responses (which hold secrets and personal data) out of caches; only the JWKS

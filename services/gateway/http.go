@@ -7,27 +7,40 @@ import (
 	"time"
 )
 
-// cors answers preflights and marks responses for the configured origins only.
+// cors answers preflights and lets the configured origins read every response; checkToken adds
+// the origins a widget session's client registered. A preflight is answered for any origin: it
+// carries no credential, and the bearer token the real request needs is what protects the API
+// (browsers send no ambient credential to it), while the response stays unreadable to an origin
+// that is not allowed.
 func cors(origins []string, next http.Handler) http.Handler {
 	anyOrigin := slices.Contains(origins, "*")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		origin := r.Header.Get("Origin")
 		// Always: a cache must not serve one origin's answer to another.
 		w.Header().Add("Vary", "Origin")
-		if origin != "" && (anyOrigin || slices.Contains(origins, origin)) {
-			h := w.Header()
-			h.Set("Access-Control-Allow-Origin", origin)
-			h.Set("Access-Control-Expose-Headers", "Retry-After, WWW-Authenticate")
-			if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
-				h.Set("Access-Control-Allow-Methods", "GET, POST, PATCH, DELETE")
-				h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, X-Request-Id")
-				h.Set("Access-Control-Max-Age", "600")
-				w.WriteHeader(http.StatusNoContent)
-				return
-			}
+		if origin == "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		h := w.Header()
+		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+			allowOrigin(h, origin)
+			h.Set("Access-Control-Allow-Methods", "GET, POST, PATCH, DELETE")
+			h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, X-Request-Id")
+			h.Set("Access-Control-Max-Age", "600")
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		if anyOrigin || slices.Contains(origins, origin) {
+			allowOrigin(h, origin)
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+func allowOrigin(h http.Header, origin string) {
+	h.Set("Access-Control-Allow-Origin", origin)
+	h.Set("Access-Control-Expose-Headers", "Retry-After, WWW-Authenticate")
 }
 
 type statusRecorder struct {

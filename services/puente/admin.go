@@ -38,6 +38,9 @@ func adminCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	name := fs.String("name", "", "create-client: the client's name")
 	var redirects stringList
 	fs.Var(&redirects, "redirect-uri", "create-client: an allowed redirect URI (repeatable)")
+	var origins stringList
+	fs.Var(&origins, "origin", "create-client: a web origin its widget sessions may be used from (repeatable)")
+	production := fs.Bool("production", false, "create-client: a production client (default: sandbox)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -55,7 +58,13 @@ func adminCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	var resp proto.Message
 	switch sub {
 	case "create-client":
-		resp, err = authtokenv1.NewClientServiceClient(conn).CreateClient(ctx, &authtokenv1.CreateClientRequest{Name: *name, RedirectUris: redirects})
+		env := authtokenv1.ClientEnvironment_CLIENT_ENVIRONMENT_SANDBOX
+		if *production {
+			env = authtokenv1.ClientEnvironment_CLIENT_ENVIRONMENT_PRODUCTION
+		}
+		resp, err = authtokenv1.NewClientServiceClient(conn).CreateClient(ctx, &authtokenv1.CreateClientRequest{
+			Name: *name, RedirectUris: redirects, AllowedOrigins: origins, Environment: env,
+		})
 	case "list-clients":
 		resp, err = authtokenv1.NewClientServiceClient(conn).ListClients(ctx, &authtokenv1.ListClientsRequest{})
 	case "rotate-signing-key":

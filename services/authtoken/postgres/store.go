@@ -63,18 +63,18 @@ func (s *Store) tx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 
 func (s *Store) CreateClient(ctx context.Context, c authtoken.Client, first authtoken.APIKey) error {
 	return s.tx(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO clients (id, name, redirect_uris, created_at) VALUES ($1, $2, $3, $4)`,
-			c.ID, c.Name, c.RedirectURIs, c.CreatedAt); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO clients (id, name, redirect_uris, environment, allowed_origins, created_at) VALUES ($1, $2, coalesce($3::text[], '{}'), coalesce(nullif($4, ''), 'sandbox'), coalesce($5::text[], '{}'), $6)`,
+			c.ID, c.Name, c.RedirectURIs, c.Environment, c.AllowedOrigins, c.CreatedAt); err != nil {
 			return fmt.Errorf("insert client: %w", err)
 		}
 		return (&Store{db: tx}).CreateAPIKey(ctx, first)
 	})
 }
 
-const clientColumns = `id, name, redirect_uris, created_at`
+const clientColumns = `id, name, redirect_uris, environment, allowed_origins, created_at`
 
 func scanClient(row pgx.Row) (c authtoken.Client, err error) {
-	err = row.Scan(&c.ID, &c.Name, &c.RedirectURIs, &c.CreatedAt)
+	err = row.Scan(&c.ID, &c.Name, &c.RedirectURIs, &c.Environment, &c.AllowedOrigins, &c.CreatedAt)
 	return c, err
 }
 
@@ -128,7 +128,10 @@ func (s *Store) RevokeAPIKey(ctx context.Context, clientID, id string, at time.T
 }
 
 func (s *Store) APIKeyByHash(ctx context.Context, hash []byte) (authtoken.APIKey, error) {
-	k, err := scanKey(s.db.QueryRow(ctx, `SELECT `+keyColumns+` FROM api_keys WHERE secret_hash = $1`, hash))
+	var k authtoken.APIKey
+	err := s.db.QueryRow(ctx, `SELECT k.id, k.client_id, k.name, k.secret_hash, k.secret_hint, k.created_at, k.revoked_at, c.environment
+		FROM api_keys k JOIN clients c ON c.id = k.client_id WHERE k.secret_hash = $1`, hash).
+		Scan(&k.ID, &k.ClientID, &k.Name, &k.SecretHash, &k.SecretHint, &k.CreatedAt, &k.RevokedAt, &k.ClientEnvironment)
 	return k, interpretError(err, authtoken.ErrInvalidClient)
 }
 

@@ -145,13 +145,13 @@ func (s *Store) GetInstitution(ctx context.Context, id string) (connection.Insti
 // ---- connections
 
 const connectionColumns = `id, client_id, user_id, institution_id, provider, status, reason, upstream_code, challenge,
-	authorization_url, username_hint, consent_id, created_at, updated_at`
+	authorization_url, username_hint, consent_id, redirect_uri, created_at, updated_at`
 
 func scanConnection(row pgx.Row, extra ...any) (c connection.Connection, err error) {
 	var status, reason string
 	var challenge []byte
 	dest := append([]any{&c.ID, &c.ClientID, &c.UserID, &c.InstitutionID, &c.Provider, &status, &reason, &c.UpstreamCode,
-		&challenge, &c.AuthorizationURL, &c.UsernameHint, &c.ConsentID, &c.CreatedAt, &c.UpdatedAt}, extra...)
+		&challenge, &c.AuthorizationURL, &c.UsernameHint, &c.ConsentID, &c.RedirectURI, &c.CreatedAt, &c.UpdatedAt}, extra...)
 	if err = row.Scan(dest...); err != nil {
 		return c, err
 	}
@@ -178,10 +178,11 @@ func (s *Store) CreateConnection(ctx context.Context, c connection.Connection, s
 		}
 		_, err = tx.Exec(ctx, `INSERT INTO connections (id, client_id, user_id, institution_id, provider, status, reason, upstream_code,
 				challenge, authorization_url, username_hint, consent_id, credentials, provider_state, answers, redirect_state, round,
-				created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`,
+				created_at, updated_at, redirect_uri)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)`,
 			c.ID, c.ClientID, c.UserID, c.InstitutionID, c.Provider, string(c.Status), string(c.Reason), c.UpstreamCode,
-			ch, c.AuthorizationURL, c.UsernameHint, c.ConsentID, sec.Credentials, sec.ProviderState, sec.Answers, sec.RedirectState, sec.Round, c.CreatedAt, c.UpdatedAt)
+			ch, c.AuthorizationURL, c.UsernameHint, c.ConsentID, sec.Credentials, sec.ProviderState, sec.Answers, sec.RedirectState, sec.Round, c.CreatedAt, c.UpdatedAt,
+			c.RedirectURI)
 		if err != nil {
 			return fmt.Errorf("insert connection: %w", err)
 		}
@@ -197,10 +198,7 @@ func record(ctx context.Context, tx pgx.Tx, c connection.Connection, ch connecti
 			c.ID, string(st.Status), string(st.Reason), st.UpstreamCode, st.Message, st.At); err != nil {
 			return fmt.Errorf("insert step: %w", err)
 		}
-		if _, err := outbox.Write(ctx, tx, "connection.status_changed", c.ClientID, c.ID, st.At, map[string]any{
-			"connection_id": c.ID, "user_id": c.UserID, "institution_id": c.InstitutionID,
-			"status": st.Status, "reason": st.Reason, "upstream_code": st.UpstreamCode,
-		}); err != nil {
+		if _, err := outbox.Write(ctx, tx, "connection.status_changed", c.ClientID, c.ID, st.At, statusChanged(c, *st, false)); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, changedChannel, c.ID); err != nil {
@@ -287,6 +285,31 @@ func (s *Store) Update(ctx context.Context, clientID, id string, fn func(*connec
 		return record(ctx, tx, c, change)
 	})
 	return out, err
+}
+
+func statusChanged(c connection.Connection, st connection.Step, sandbox bool) map[string]any {
+	data := map[string]any{
+		"connection_id": c.ID, "user_id": c.UserID, "institution_id": c.InstitutionID,
+		"status": st.Status, "reason": st.Reason, "upstream_code": st.UpstreamCode,
+	}
+	if sandbox {
+		data["sandbox"] = true
+	}
+	return data
+}
+
+func (s *Store) FireStatusEvent(ctx context.Context, clientID, id string, at time.Time) (eventID string, err error) {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		c, err := scanConnection(tx.QueryRow(ctx, `SELECT `+connectionColumns+` FROM connections WHERE client_id = $1 AND id = $2`, clientID, id))
+		if err != nil {
+			return interpretError(err, connection.ErrConnectionNotFound)
+		}
+		e, err := outbox.Write(ctx, tx, "connection.status_changed", c.ClientID, c.ID, at,
+			statusChanged(c, connection.Step{Status: c.Status, Reason: c.Reason, UpstreamCode: c.UpstreamCode}, true))
+		eventID = e.ID
+		return err
+	})
+	return eventID, err
 }
 
 func (s *Store) ConnectionByRedirectState(ctx context.Context, stateHash []byte) (clientID, id string, err error) {

@@ -35,7 +35,10 @@ func startConnection(ctx context.Context, s *Suite, authtokenConn, consentConn *
 	}
 	store := connectionpg.New(pool)
 	svc, err := connection.NewService(store, providers,
-		connection.UserDirectory{Client: authtokenv1.NewUserServiceClient(authtokenConn)},
+		connection.UserDirectory{
+			Client: authtokenv1.NewUserServiceClient(authtokenConn), Clients: authtokenv1.NewClientServiceClient(authtokenConn),
+			ServiceToken: s.cfg.ServiceToken,
+		},
 		connection.ConsentClient{Client: consentv1.NewConsentServiceClient(consentConn), ServiceToken: s.cfg.ServiceToken},
 		cfg, s.log)
 	if err != nil {

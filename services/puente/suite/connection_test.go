@@ -66,6 +66,20 @@ func (b *bundle) connect(token, user, institution string, creds map[string]strin
 	return resp.GetConnection()
 }
 
+// redirectInstitution is a Chilean sandbox institution of the REDIRECT kind.
+func (b *bundle) redirectInstitution(token string) string {
+	b.t.Helper()
+	list, err := connectionv1.NewInstitutionServiceClient(b.conn).ListInstitutions(bearerCtx(token), &connectionv1.ListInstitutionsRequest{Country: "CL"})
+	require.NoError(b.t, err)
+	for _, in := range list.GetInstitutions() {
+		if in.GetAuthMechanism() == connectionv1.AuthMechanism_AUTH_MECHANISM_REDIRECT {
+			return in.GetId()
+		}
+	}
+	b.t.Fatal("no redirect institution in the sandbox catalog")
+	return ""
+}
+
 func statuses(c *connectionv1.Connection) []string {
 	var out []string
 	for _, st := range c.GetTimeline() {
@@ -312,15 +326,7 @@ func TestRedirectInstitutionsCompleteOnTheCallbackOnce(t *testing.T) {
 	b := setup(t)
 	c := b.newClient("acme")
 	user := b.newUser(c, "u-1")
-	list, err := connectionv1.NewInstitutionServiceClient(b.conn).ListInstitutions(bearerCtx(c.Token), &connectionv1.ListInstitutionsRequest{Country: "CL"})
-	require.NoError(t, err)
-	var redirect string
-	for _, in := range list.GetInstitutions() {
-		if in.GetAuthMechanism() == connectionv1.AuthMechanism_AUTH_MECHANISM_REDIRECT {
-			redirect = in.GetId()
-		}
-	}
-	require.NotEmpty(t, redirect)
+	redirect := b.redirectInstitution(c.Token)
 
 	for _, tc := range []struct {
 		result string

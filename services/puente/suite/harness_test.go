@@ -138,9 +138,13 @@ func bearerCtx(token string) context.Context {
 
 func (b *bundle) newClient(name string) client {
 	b.t.Helper()
-	resp, err := authtokenv1.NewClientServiceClient(b.conn).CreateClient(b.adminCtx(), &authtokenv1.CreateClientRequest{
-		Name: name, RedirectUris: []string{"https://app.example/done"},
-	})
+	return b.createClient(&authtokenv1.CreateClientRequest{Name: name, RedirectUris: []string{"https://app.example/done"}})
+}
+
+// createClient creates a client as req says and gets it an access token.
+func (b *bundle) createClient(req *authtokenv1.CreateClientRequest) client {
+	b.t.Helper()
+	resp, err := authtokenv1.NewClientServiceClient(b.conn).CreateClient(b.adminCtx(), req)
 	require.NoError(b.t, err)
 	c := client{ID: resp.GetClient().GetId(), Secret: resp.GetApiKey().GetSecret()}
 	tok, err := authtokenv1.NewTokenServiceClient(b.conn).CreateToken(context.Background(), &authtokenv1.CreateTokenRequest{
@@ -240,4 +244,14 @@ func (b *bundle) validClaims(clientID string) authn.Claims {
 		Issuer: b.cfg.Authtoken.Issuer, Audience: []string{b.cfg.Authtoken.Audience}, Subject: clientID,
 		ID: "jti_forged", Scope: authn.ScopeClient, IssuedAt: now, NotBefore: now, ExpiresAt: now.Add(5 * time.Minute),
 	}
+}
+
+// scan reads one row straight from the database into dest, as an auditor would.
+func (b *bundle) scan(sql string, args []any, dest ...any) {
+	b.t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, b.cfg.DatabaseURL)
+	require.NoError(b.t, err)
+	defer conn.Close(ctx)
+	require.NoError(b.t, conn.QueryRow(ctx, sql, args...).Scan(dest...))
 }

@@ -223,14 +223,20 @@ func TestRequestIDMakesCreatesIdempotent(t *testing.T) {
 	require.Len(t, keys.JSON["api_keys"], 2)
 }
 
-func TestCORSAllowsOnlyConfiguredOrigins(t *testing.T) {
+func TestCORSLetsOnlyAllowedOriginsReadResponses(t *testing.T) {
 	b := setup(t)
 	pre := b.do(http.MethodOptions, "/v1/users", "", nil, "Origin", "https://app.example", "Access-Control-Request-Method", "POST")
 	require.Equal(t, http.StatusNoContent, pre.Status)
 	require.Equal(t, "https://app.example", pre.Header.Get("Access-Control-Allow-Origin"))
 	require.Contains(t, pre.Header.Get("Access-Control-Allow-Headers"), "Authorization")
-	evil := b.do(http.MethodOptions, "/v1/users", "", nil, "Origin", "https://evil.example", "Access-Control-Request-Method", "POST")
-	require.Empty(t, evil.Header.Get("Access-Control-Allow-Origin"))
+
+	c := b.newClient("acme")
+	ok := b.do(http.MethodGet, "/v1/users", c.Token, nil, "Origin", "https://app.example")
+	require.Equal(t, http.StatusOK, ok.Status)
+	require.Equal(t, "https://app.example", ok.Header.Get("Access-Control-Allow-Origin"), "the operator's origins read every response")
+	evil := b.do(http.MethodGet, "/v1/users", c.Token, nil, "Origin", "https://evil.example")
+	require.Empty(t, evil.Header.Get("Access-Control-Allow-Origin"), "another origin cannot read the response")
+	require.Contains(t, evil.Header.Values("Vary"), "Origin")
 }
 
 func TestOversizedBodiesAreRefusedBeforeParsing(t *testing.T) {

@@ -92,8 +92,11 @@ func (Principal) EnumDescriptor() ([]byte, []int) {
 
 // Access lists the principals that may call an RPC. An RPC without it can be called by no one.
 type Access struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Principals    []Principal            `protobuf:"varint,1,rep,packed,name=principals,proto3,enum=puente.api.v1.Principal" json:"principals,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Principals []Principal            `protobuf:"varint,1,rep,packed,name=principals,proto3,enum=puente.api.v1.Principal" json:"principals,omitempty"`
+	// Only callers whose client is in the sandbox environment (the token's env claim) may call it:
+	// the sandbox controls that put fake data into states on demand.
+	SandboxOnly   bool `protobuf:"varint,2,opt,name=sandbox_only,json=sandboxOnly,proto3" json:"sandbox_only,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -135,6 +138,13 @@ func (x *Access) GetPrincipals() []Principal {
 	return nil
 }
 
+func (x *Access) GetSandboxOnly() bool {
+	if x != nil {
+		return x.SandboxOnly
+	}
+	return false
+}
+
 var file_puente_api_v1_access_proto_extTypes = []protoimpl.ExtensionInfo{
 	{
 		ExtendedType:  (*descriptorpb.MethodOptions)(nil),
@@ -156,11 +166,12 @@ var File_puente_api_v1_access_proto protoreflect.FileDescriptor
 
 const file_puente_api_v1_access_proto_rawDesc = "" +
 	"\n" +
-	"\x1apuente/api/v1/access.proto\x12\rpuente.api.v1\x1a google/protobuf/descriptor.proto\"B\n" +
+	"\x1apuente/api/v1/access.proto\x12\rpuente.api.v1\x1a google/protobuf/descriptor.proto\"e\n" +
 	"\x06Access\x128\n" +
 	"\n" +
 	"principals\x18\x01 \x03(\x0e2\x18.puente.api.v1.PrincipalR\n" +
-	"principals*\xa8\x01\n" +
+	"principals\x12!\n" +
+	"\fsandbox_only\x18\x02 \x01(\bR\vsandboxOnly*\xa8\x01\n" +
 	"\tPrincipal\x12\x19\n" +
 	"\x15PRINCIPAL_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10PRINCIPAL_PUBLIC\x10\x01\x12\x13\n" +

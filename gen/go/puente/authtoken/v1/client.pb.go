@@ -26,15 +26,71 @@ const (
 )
 
 // Client is a tenant: an integrating company.
+// ClientEnvironment says whether a client works with the Sandbox (fake institutions and data,
+// sandbox controls) or with real institutions. A client never changes environment: production
+// gets a new client, as with Plaid's keys.
+type ClientEnvironment int32
+
+const (
+	ClientEnvironment_CLIENT_ENVIRONMENT_UNSPECIFIED ClientEnvironment = 0
+	ClientEnvironment_CLIENT_ENVIRONMENT_SANDBOX     ClientEnvironment = 1
+	ClientEnvironment_CLIENT_ENVIRONMENT_PRODUCTION  ClientEnvironment = 2
+)
+
+// Enum value maps for ClientEnvironment.
+var (
+	ClientEnvironment_name = map[int32]string{
+		0: "CLIENT_ENVIRONMENT_UNSPECIFIED",
+		1: "CLIENT_ENVIRONMENT_SANDBOX",
+		2: "CLIENT_ENVIRONMENT_PRODUCTION",
+	}
+	ClientEnvironment_value = map[string]int32{
+		"CLIENT_ENVIRONMENT_UNSPECIFIED": 0,
+		"CLIENT_ENVIRONMENT_SANDBOX":     1,
+		"CLIENT_ENVIRONMENT_PRODUCTION":  2,
+	}
+)
+
+func (x ClientEnvironment) Enum() *ClientEnvironment {
+	p := new(ClientEnvironment)
+	*p = x
+	return p
+}
+
+func (x ClientEnvironment) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ClientEnvironment) Descriptor() protoreflect.EnumDescriptor {
+	return file_puente_authtoken_v1_client_proto_enumTypes[0].Descriptor()
+}
+
+func (ClientEnvironment) Type() protoreflect.EnumType {
+	return &file_puente_authtoken_v1_client_proto_enumTypes[0]
+}
+
+func (x ClientEnvironment) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ClientEnvironment.Descriptor instead.
+func (ClientEnvironment) EnumDescriptor() ([]byte, []int) {
+	return file_puente_authtoken_v1_client_proto_rawDescGZIP(), []int{0}
+}
+
 type Client struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	Name  string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	// Where the Connect widget may send users back to.
-	RedirectUris  []string               `protobuf:"bytes,3,rep,name=redirect_uris,json=redirectUris,proto3" json:"redirect_uris,omitempty"`
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// Where the Connect widget and redirect institutions may send users back to.
+	RedirectUris []string               `protobuf:"bytes,3,rep,name=redirect_uris,json=redirectUris,proto3" json:"redirect_uris,omitempty"`
+	CreateTime   *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	Environment  ClientEnvironment      `protobuf:"varint,5,opt,name=environment,proto3,enum=puente.authtoken.v1.ClientEnvironment" json:"environment,omitempty"`
+	// Web origins (scheme://host[:port]) allowed to call the API with this client's widget
+	// sessions from a browser (CORS), and to which the Connect widget posts its messages.
+	AllowedOrigins []string `protobuf:"bytes,6,rep,name=allowed_origins,json=allowedOrigins,proto3" json:"allowed_origins,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Client) Reset() {
@@ -95,14 +151,31 @@ func (x *Client) GetCreateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Client) GetEnvironment() ClientEnvironment {
+	if x != nil {
+		return x.Environment
+	}
+	return ClientEnvironment_CLIENT_ENVIRONMENT_UNSPECIFIED
+}
+
+func (x *Client) GetAllowedOrigins() []string {
+	if x != nil {
+		return x.AllowedOrigins
+	}
+	return nil
+}
+
 type CreateClientRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// Each https, http on a loopback host, or a reverse-DNS app scheme (com.example.app:/cb).
-	RedirectUris  []string `protobuf:"bytes,2,rep,name=redirect_uris,json=redirectUris,proto3" json:"redirect_uris,omitempty"`
-	RequestId     string   `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	RedirectUris []string `protobuf:"bytes,2,rep,name=redirect_uris,json=redirectUris,proto3" json:"redirect_uris,omitempty"`
+	RequestId    string   `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// SANDBOX when unspecified.
+	Environment    ClientEnvironment `protobuf:"varint,4,opt,name=environment,proto3,enum=puente.authtoken.v1.ClientEnvironment" json:"environment,omitempty"`
+	AllowedOrigins []string          `protobuf:"bytes,5,rep,name=allowed_origins,json=allowedOrigins,proto3" json:"allowed_origins,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *CreateClientRequest) Reset() {
@@ -154,6 +227,20 @@ func (x *CreateClientRequest) GetRequestId() string {
 		return x.RequestId
 	}
 	return ""
+}
+
+func (x *CreateClientRequest) GetEnvironment() ClientEnvironment {
+	if x != nil {
+		return x.Environment
+	}
+	return ClientEnvironment_CLIENT_ENVIRONMENT_UNSPECIFIED
+}
+
+func (x *CreateClientRequest) GetAllowedOrigins() []string {
+	if x != nil {
+		return x.AllowedOrigins
+	}
+	return nil
 }
 
 type CreateClientResponse struct {
@@ -755,19 +842,23 @@ var File_puente_authtoken_v1_client_proto protoreflect.FileDescriptor
 
 const file_puente_authtoken_v1_client_proto_rawDesc = "" +
 	"\n" +
-	" puente/authtoken/v1/client.proto\x12\x13puente.authtoken.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1apuente/api/v1/access.proto\"\x8e\x01\n" +
+	" puente/authtoken/v1/client.proto\x12\x13puente.authtoken.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1apuente/api/v1/access.proto\"\x81\x02\n" +
 	"\x06Client\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12#\n" +
 	"\rredirect_uris\x18\x03 \x03(\tR\fredirectUris\x12;\n" +
 	"\vcreate_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\x98\x01\n" +
+	"createTime\x12H\n" +
+	"\venvironment\x18\x05 \x01(\x0e2&.puente.authtoken.v1.ClientEnvironmentR\venvironment\x12'\n" +
+	"\x0fallowed_origins\x18\x06 \x03(\tR\x0eallowedOrigins\"\xbf\x02\n" +
 	"\x13CreateClientRequest\x12\x1e\n" +
 	"\x04name\x18\x01 \x01(\tB\n" +
 	"\xbaH\ar\x05\x10\x01\x18\xc8\x01R\x04name\x128\n" +
 	"\rredirect_uris\x18\x02 \x03(\tB\x13\xbaH\x10\x92\x01\r\x10\x14\x18\x01\"\ar\x05\x10\x01\x18\x80\x10R\fredirectUris\x12'\n" +
 	"\n" +
-	"request_id\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\trequestId\"\x81\x01\n" +
+	"request_id\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\trequestId\x12R\n" +
+	"\venvironment\x18\x04 \x01(\x0e2&.puente.authtoken.v1.ClientEnvironmentB\b\xbaH\x05\x82\x01\x02\x10\x01R\venvironment\x12Q\n" +
+	"\x0fallowed_origins\x18\x05 \x03(\tB(\xbaH%\x92\x01\"\x10\x14\x18\x01\"\x1cr\x1a\x18\x80\x022\x15^https?://[^/?#@\\s]+$R\x0eallowedOrigins\"\x81\x01\n" +
 	"\x14CreateClientResponse\x123\n" +
 	"\x06client\x18\x01 \x01(\v2\x1b.puente.authtoken.v1.ClientR\x06client\x124\n" +
 	"\aapi_key\x18\x02 \x01(\v2\x1b.puente.authtoken.v1.ApiKeyR\x06apiKey\"G\n" +
@@ -806,12 +897,16 @@ const file_puente_authtoken_v1_client_proto_rawDesc = "" +
 	"\x13RevokeApiKeyRequest\x123\n" +
 	"\x02id\x18\x01 \x01(\tB#\xbaH r\x1e2\x1c^key_[0-9A-HJKMNP-TV-Z]{26}$R\x02id\"L\n" +
 	"\x14RevokeApiKeyResponse\x124\n" +
-	"\aapi_key\x18\x01 \x01(\v2\x1b.puente.authtoken.v1.ApiKeyR\x06apiKey2\xa3\x03\n" +
+	"\aapi_key\x18\x01 \x01(\v2\x1b.puente.authtoken.v1.ApiKeyR\x06apiKey*z\n" +
+	"\x11ClientEnvironment\x12\"\n" +
+	"\x1eCLIENT_ENVIRONMENT_UNSPECIFIED\x10\x00\x12\x1e\n" +
+	"\x1aCLIENT_ENVIRONMENT_SANDBOX\x10\x01\x12!\n" +
+	"\x1dCLIENT_ENVIRONMENT_PRODUCTION\x10\x022\xa4\x03\n" +
 	"\rClientService\x12\x88\x01\n" +
 	"\fCreateClient\x12(.puente.authtoken.v1.CreateClientRequest\x1a).puente.authtoken.v1.CreateClientResponse\"#\x8a\xb5\x18\x03\n" +
-	"\x01\x02\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/v1/admin/clients\x12\x81\x01\n" +
-	"\tGetClient\x12%.puente.authtoken.v1.GetClientRequest\x1a&.puente.authtoken.v1.GetClientResponse\"%\x8a\xb5\x18\x03\n" +
-	"\x01\x02\x82\xd3\xe4\x93\x02\x18\x12\x16/v1/admin/clients/{id}\x12\x82\x01\n" +
+	"\x01\x02\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/v1/admin/clients\x12\x82\x01\n" +
+	"\tGetClient\x12%.puente.authtoken.v1.GetClientRequest\x1a&.puente.authtoken.v1.GetClientResponse\"&\x8a\xb5\x18\x04\n" +
+	"\x02\x02\x06\x82\xd3\xe4\x93\x02\x18\x12\x16/v1/admin/clients/{id}\x12\x82\x01\n" +
 	"\vListClients\x12'.puente.authtoken.v1.ListClientsRequest\x1a(.puente.authtoken.v1.ListClientsResponse\" \x8a\xb5\x18\x03\n" +
 	"\x01\x02\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/admin/clients2\xa6\x03\n" +
 	"\rApiKeyService\x12\x83\x01\n" +
@@ -835,52 +930,56 @@ func file_puente_authtoken_v1_client_proto_rawDescGZIP() []byte {
 	return file_puente_authtoken_v1_client_proto_rawDescData
 }
 
+var file_puente_authtoken_v1_client_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
 var file_puente_authtoken_v1_client_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_puente_authtoken_v1_client_proto_goTypes = []any{
-	(*Client)(nil),                // 0: puente.authtoken.v1.Client
-	(*CreateClientRequest)(nil),   // 1: puente.authtoken.v1.CreateClientRequest
-	(*CreateClientResponse)(nil),  // 2: puente.authtoken.v1.CreateClientResponse
-	(*GetClientRequest)(nil),      // 3: puente.authtoken.v1.GetClientRequest
-	(*GetClientResponse)(nil),     // 4: puente.authtoken.v1.GetClientResponse
-	(*ListClientsRequest)(nil),    // 5: puente.authtoken.v1.ListClientsRequest
-	(*ListClientsResponse)(nil),   // 6: puente.authtoken.v1.ListClientsResponse
-	(*ApiKey)(nil),                // 7: puente.authtoken.v1.ApiKey
-	(*CreateApiKeyRequest)(nil),   // 8: puente.authtoken.v1.CreateApiKeyRequest
-	(*CreateApiKeyResponse)(nil),  // 9: puente.authtoken.v1.CreateApiKeyResponse
-	(*ListApiKeysRequest)(nil),    // 10: puente.authtoken.v1.ListApiKeysRequest
-	(*ListApiKeysResponse)(nil),   // 11: puente.authtoken.v1.ListApiKeysResponse
-	(*RevokeApiKeyRequest)(nil),   // 12: puente.authtoken.v1.RevokeApiKeyRequest
-	(*RevokeApiKeyResponse)(nil),  // 13: puente.authtoken.v1.RevokeApiKeyResponse
-	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
+	(ClientEnvironment)(0),        // 0: puente.authtoken.v1.ClientEnvironment
+	(*Client)(nil),                // 1: puente.authtoken.v1.Client
+	(*CreateClientRequest)(nil),   // 2: puente.authtoken.v1.CreateClientRequest
+	(*CreateClientResponse)(nil),  // 3: puente.authtoken.v1.CreateClientResponse
+	(*GetClientRequest)(nil),      // 4: puente.authtoken.v1.GetClientRequest
+	(*GetClientResponse)(nil),     // 5: puente.authtoken.v1.GetClientResponse
+	(*ListClientsRequest)(nil),    // 6: puente.authtoken.v1.ListClientsRequest
+	(*ListClientsResponse)(nil),   // 7: puente.authtoken.v1.ListClientsResponse
+	(*ApiKey)(nil),                // 8: puente.authtoken.v1.ApiKey
+	(*CreateApiKeyRequest)(nil),   // 9: puente.authtoken.v1.CreateApiKeyRequest
+	(*CreateApiKeyResponse)(nil),  // 10: puente.authtoken.v1.CreateApiKeyResponse
+	(*ListApiKeysRequest)(nil),    // 11: puente.authtoken.v1.ListApiKeysRequest
+	(*ListApiKeysResponse)(nil),   // 12: puente.authtoken.v1.ListApiKeysResponse
+	(*RevokeApiKeyRequest)(nil),   // 13: puente.authtoken.v1.RevokeApiKeyRequest
+	(*RevokeApiKeyResponse)(nil),  // 14: puente.authtoken.v1.RevokeApiKeyResponse
+	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
 }
 var file_puente_authtoken_v1_client_proto_depIdxs = []int32{
-	14, // 0: puente.authtoken.v1.Client.create_time:type_name -> google.protobuf.Timestamp
-	0,  // 1: puente.authtoken.v1.CreateClientResponse.client:type_name -> puente.authtoken.v1.Client
-	7,  // 2: puente.authtoken.v1.CreateClientResponse.api_key:type_name -> puente.authtoken.v1.ApiKey
-	0,  // 3: puente.authtoken.v1.GetClientResponse.client:type_name -> puente.authtoken.v1.Client
-	0,  // 4: puente.authtoken.v1.ListClientsResponse.clients:type_name -> puente.authtoken.v1.Client
-	14, // 5: puente.authtoken.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
-	14, // 6: puente.authtoken.v1.ApiKey.revoke_time:type_name -> google.protobuf.Timestamp
-	7,  // 7: puente.authtoken.v1.CreateApiKeyResponse.api_key:type_name -> puente.authtoken.v1.ApiKey
-	7,  // 8: puente.authtoken.v1.ListApiKeysResponse.api_keys:type_name -> puente.authtoken.v1.ApiKey
-	7,  // 9: puente.authtoken.v1.RevokeApiKeyResponse.api_key:type_name -> puente.authtoken.v1.ApiKey
-	1,  // 10: puente.authtoken.v1.ClientService.CreateClient:input_type -> puente.authtoken.v1.CreateClientRequest
-	3,  // 11: puente.authtoken.v1.ClientService.GetClient:input_type -> puente.authtoken.v1.GetClientRequest
-	5,  // 12: puente.authtoken.v1.ClientService.ListClients:input_type -> puente.authtoken.v1.ListClientsRequest
-	8,  // 13: puente.authtoken.v1.ApiKeyService.CreateApiKey:input_type -> puente.authtoken.v1.CreateApiKeyRequest
-	10, // 14: puente.authtoken.v1.ApiKeyService.ListApiKeys:input_type -> puente.authtoken.v1.ListApiKeysRequest
-	12, // 15: puente.authtoken.v1.ApiKeyService.RevokeApiKey:input_type -> puente.authtoken.v1.RevokeApiKeyRequest
-	2,  // 16: puente.authtoken.v1.ClientService.CreateClient:output_type -> puente.authtoken.v1.CreateClientResponse
-	4,  // 17: puente.authtoken.v1.ClientService.GetClient:output_type -> puente.authtoken.v1.GetClientResponse
-	6,  // 18: puente.authtoken.v1.ClientService.ListClients:output_type -> puente.authtoken.v1.ListClientsResponse
-	9,  // 19: puente.authtoken.v1.ApiKeyService.CreateApiKey:output_type -> puente.authtoken.v1.CreateApiKeyResponse
-	11, // 20: puente.authtoken.v1.ApiKeyService.ListApiKeys:output_type -> puente.authtoken.v1.ListApiKeysResponse
-	13, // 21: puente.authtoken.v1.ApiKeyService.RevokeApiKey:output_type -> puente.authtoken.v1.RevokeApiKeyResponse
-	16, // [16:22] is the sub-list for method output_type
-	10, // [10:16] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	15, // 0: puente.authtoken.v1.Client.create_time:type_name -> google.protobuf.Timestamp
+	0,  // 1: puente.authtoken.v1.Client.environment:type_name -> puente.authtoken.v1.ClientEnvironment
+	0,  // 2: puente.authtoken.v1.CreateClientRequest.environment:type_name -> puente.authtoken.v1.ClientEnvironment
+	1,  // 3: puente.authtoken.v1.CreateClientResponse.client:type_name -> puente.authtoken.v1.Client
+	8,  // 4: puente.authtoken.v1.CreateClientResponse.api_key:type_name -> puente.authtoken.v1.ApiKey
+	1,  // 5: puente.authtoken.v1.GetClientResponse.client:type_name -> puente.authtoken.v1.Client
+	1,  // 6: puente.authtoken.v1.ListClientsResponse.clients:type_name -> puente.authtoken.v1.Client
+	15, // 7: puente.authtoken.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
+	15, // 8: puente.authtoken.v1.ApiKey.revoke_time:type_name -> google.protobuf.Timestamp
+	8,  // 9: puente.authtoken.v1.CreateApiKeyResponse.api_key:type_name -> puente.authtoken.v1.ApiKey
+	8,  // 10: puente.authtoken.v1.ListApiKeysResponse.api_keys:type_name -> puente.authtoken.v1.ApiKey
+	8,  // 11: puente.authtoken.v1.RevokeApiKeyResponse.api_key:type_name -> puente.authtoken.v1.ApiKey
+	2,  // 12: puente.authtoken.v1.ClientService.CreateClient:input_type -> puente.authtoken.v1.CreateClientRequest
+	4,  // 13: puente.authtoken.v1.ClientService.GetClient:input_type -> puente.authtoken.v1.GetClientRequest
+	6,  // 14: puente.authtoken.v1.ClientService.ListClients:input_type -> puente.authtoken.v1.ListClientsRequest
+	9,  // 15: puente.authtoken.v1.ApiKeyService.CreateApiKey:input_type -> puente.authtoken.v1.CreateApiKeyRequest
+	11, // 16: puente.authtoken.v1.ApiKeyService.ListApiKeys:input_type -> puente.authtoken.v1.ListApiKeysRequest
+	13, // 17: puente.authtoken.v1.ApiKeyService.RevokeApiKey:input_type -> puente.authtoken.v1.RevokeApiKeyRequest
+	3,  // 18: puente.authtoken.v1.ClientService.CreateClient:output_type -> puente.authtoken.v1.CreateClientResponse
+	5,  // 19: puente.authtoken.v1.ClientService.GetClient:output_type -> puente.authtoken.v1.GetClientResponse
+	7,  // 20: puente.authtoken.v1.ClientService.ListClients:output_type -> puente.authtoken.v1.ListClientsResponse
+	10, // 21: puente.authtoken.v1.ApiKeyService.CreateApiKey:output_type -> puente.authtoken.v1.CreateApiKeyResponse
+	12, // 22: puente.authtoken.v1.ApiKeyService.ListApiKeys:output_type -> puente.authtoken.v1.ListApiKeysResponse
+	14, // 23: puente.authtoken.v1.ApiKeyService.RevokeApiKey:output_type -> puente.authtoken.v1.RevokeApiKeyResponse
+	18, // [18:24] is the sub-list for method output_type
+	12, // [12:18] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_puente_authtoken_v1_client_proto_init() }
@@ -893,13 +992,14 @@ func file_puente_authtoken_v1_client_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_puente_authtoken_v1_client_proto_rawDesc), len(file_puente_authtoken_v1_client_proto_rawDesc)),
-			NumEnums:      0,
+			NumEnums:      1,
 			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   2,
 		},
 		GoTypes:           file_puente_authtoken_v1_client_proto_goTypes,
 		DependencyIndexes: file_puente_authtoken_v1_client_proto_depIdxs,
+		EnumInfos:         file_puente_authtoken_v1_client_proto_enumTypes,
 		MessageInfos:      file_puente_authtoken_v1_client_proto_msgTypes,
 	}.Build()
 	File_puente_authtoken_v1_client_proto = out.File

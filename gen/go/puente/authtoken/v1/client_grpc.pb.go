@@ -32,6 +32,8 @@ const (
 type ClientServiceClient interface {
 	// CreateClient creates a tenant and its first API key, whose secret is shown only here.
 	CreateClient(ctx context.Context, in *CreateClientRequest, opts ...grpc.CallOption) (*CreateClientResponse, error)
+	// GetClient reads one client. Services call it with the service token to check what a client
+	// registered (its redirect URIs).
 	GetClient(ctx context.Context, in *GetClientRequest, opts ...grpc.CallOption) (*GetClientResponse, error)
 	ListClients(ctx context.Context, in *ListClientsRequest, opts ...grpc.CallOption) (*ListClientsResponse, error)
 }
@@ -82,6 +84,8 @@ func (c *clientServiceClient) ListClients(ctx context.Context, in *ListClientsRe
 type ClientServiceServer interface {
 	// CreateClient creates a tenant and its first API key, whose secret is shown only here.
 	CreateClient(context.Context, *CreateClientRequest) (*CreateClientResponse, error)
+	// GetClient reads one client. Services call it with the service token to check what a client
+	// registered (its redirect URIs).
 	GetClient(context.Context, *GetClientRequest) (*GetClientResponse, error)
 	ListClients(context.Context, *ListClientsRequest) (*ListClientsResponse, error)
 	mustEmbedUnimplementedClientServiceServer()

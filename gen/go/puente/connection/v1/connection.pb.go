@@ -219,6 +219,54 @@ func (ChallengeFieldType) EnumDescriptor() ([]byte, []int) {
 	return file_puente_connection_v1_connection_proto_rawDescGZIP(), []int{2}
 }
 
+// SandboxEventType names the events FireEvent can write.
+type SandboxEventType int32
+
+const (
+	SandboxEventType_SANDBOX_EVENT_TYPE_UNSPECIFIED SandboxEventType = 0
+	// "connection.status_changed" with the connection's current status.
+	SandboxEventType_SANDBOX_EVENT_TYPE_CONNECTION_STATUS_CHANGED SandboxEventType = 1
+)
+
+// Enum value maps for SandboxEventType.
+var (
+	SandboxEventType_name = map[int32]string{
+		0: "SANDBOX_EVENT_TYPE_UNSPECIFIED",
+		1: "SANDBOX_EVENT_TYPE_CONNECTION_STATUS_CHANGED",
+	}
+	SandboxEventType_value = map[string]int32{
+		"SANDBOX_EVENT_TYPE_UNSPECIFIED":               0,
+		"SANDBOX_EVENT_TYPE_CONNECTION_STATUS_CHANGED": 1,
+	}
+)
+
+func (x SandboxEventType) Enum() *SandboxEventType {
+	p := new(SandboxEventType)
+	*p = x
+	return p
+}
+
+func (x SandboxEventType) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SandboxEventType) Descriptor() protoreflect.EnumDescriptor {
+	return file_puente_connection_v1_connection_proto_enumTypes[3].Descriptor()
+}
+
+func (SandboxEventType) Type() protoreflect.EnumType {
+	return &file_puente_connection_v1_connection_proto_enumTypes[3]
+}
+
+func (x SandboxEventType) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SandboxEventType.Descriptor instead.
+func (SandboxEventType) EnumDescriptor() ([]byte, []int) {
+	return file_puente_connection_v1_connection_proto_rawDescGZIP(), []int{3}
+}
+
 type ChallengeOption struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Value string                 `protobuf:"bytes,1,opt,name=value,proto3" json:"value,omitempty"`
@@ -655,8 +703,9 @@ type CreateConnectionRequest struct {
 	InstitutionId string `protobuf:"bytes,2,opt,name=institution_id,json=institutionId,proto3" json:"institution_id,omitempty"`
 	// Values of the institution's credential fields, by name. Never returned or logged.
 	Credentials map[string]string `protobuf:"bytes,3,rep,name=credentials,proto3" json:"credentials,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	// Reserved for REDIRECT institutions: where the user lands at the end. Not used yet: today the
-	// callback answers with the connection as JSON.
+	// For REDIRECT institutions: where the user's browser is sent once the institution has sent
+	// them back, with connection_id and status (and reason on failure) added to the query. It must
+	// be one of the client's registered redirect URIs; a widget session uses its link token's.
 	RedirectUri string `protobuf:"bytes,4,opt,name=redirect_uri,json=redirectUri,proto3" json:"redirect_uri,omitempty"`
 	RequestId   string `protobuf:"bytes,5,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// A consent (AWAITING_AUTHORISATION, same user and institution) this connection authorises
@@ -1424,8 +1473,11 @@ func (x *CompleteRedirectRequest) GetResult() string {
 }
 
 type CompleteRedirectResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Connection    *Connection            `protobuf:"bytes,1,opt,name=connection,proto3" json:"connection,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Connection *Connection            `protobuf:"bytes,1,opt,name=connection,proto3" json:"connection,omitempty"`
+	// Where to send the user's browser now (the connection's redirect_uri with connection_id,
+	// status and reason added); empty when the connection has none. REST answers 303 to it.
+	RedirectUri   string `protobuf:"bytes,2,opt,name=redirect_uri,json=redirectUri,proto3" json:"redirect_uri,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1465,6 +1517,198 @@ func (x *CompleteRedirectResponse) GetConnection() *Connection {
 		return x.Connection
 	}
 	return nil
+}
+
+func (x *CompleteRedirectResponse) GetRedirectUri() string {
+	if x != nil {
+		return x.RedirectUri
+	}
+	return ""
+}
+
+type RequireLoginRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RequireLoginRequest) Reset() {
+	*x = RequireLoginRequest{}
+	mi := &file_puente_connection_v1_connection_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RequireLoginRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RequireLoginRequest) ProtoMessage() {}
+
+func (x *RequireLoginRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_puente_connection_v1_connection_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RequireLoginRequest.ProtoReflect.Descriptor instead.
+func (*RequireLoginRequest) Descriptor() ([]byte, []int) {
+	return file_puente_connection_v1_connection_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *RequireLoginRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type RequireLoginResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Connection    *Connection            `protobuf:"bytes,1,opt,name=connection,proto3" json:"connection,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RequireLoginResponse) Reset() {
+	*x = RequireLoginResponse{}
+	mi := &file_puente_connection_v1_connection_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RequireLoginResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RequireLoginResponse) ProtoMessage() {}
+
+func (x *RequireLoginResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_puente_connection_v1_connection_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RequireLoginResponse.ProtoReflect.Descriptor instead.
+func (*RequireLoginResponse) Descriptor() ([]byte, []int) {
+	return file_puente_connection_v1_connection_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *RequireLoginResponse) GetConnection() *Connection {
+	if x != nil {
+		return x.Connection
+	}
+	return nil
+}
+
+type FireEventRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Type          SandboxEventType       `protobuf:"varint,2,opt,name=type,proto3,enum=puente.connection.v1.SandboxEventType" json:"type,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FireEventRequest) Reset() {
+	*x = FireEventRequest{}
+	mi := &file_puente_connection_v1_connection_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FireEventRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FireEventRequest) ProtoMessage() {}
+
+func (x *FireEventRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_puente_connection_v1_connection_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FireEventRequest.ProtoReflect.Descriptor instead.
+func (*FireEventRequest) Descriptor() ([]byte, []int) {
+	return file_puente_connection_v1_connection_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *FireEventRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *FireEventRequest) GetType() SandboxEventType {
+	if x != nil {
+		return x.Type
+	}
+	return SandboxEventType_SANDBOX_EVENT_TYPE_UNSPECIFIED
+}
+
+type FireEventResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The id of the event written (evt_...).
+	EventId       string `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FireEventResponse) Reset() {
+	*x = FireEventResponse{}
+	mi := &file_puente_connection_v1_connection_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FireEventResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FireEventResponse) ProtoMessage() {}
+
+func (x *FireEventResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_puente_connection_v1_connection_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FireEventResponse.ProtoReflect.Descriptor instead.
+func (*FireEventResponse) Descriptor() ([]byte, []int) {
+	return file_puente_connection_v1_connection_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *FireEventResponse) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
 }
 
 var File_puente_connection_v1_connection_proto protoreflect.FileDescriptor
@@ -1578,11 +1822,24 @@ const file_puente_connection_v1_connection_proto_rawDesc = "" +
 	"\x05state\x18\x01 \x01(\tB\r\xbaH\ar\x05\x10\x01\x18\x80\x02\x80\x01\x01R\x05state\x12\x1f\n" +
 	"\x04code\x18\x02 \x01(\tB\v\xbaH\x05r\x03\x18\x80\x10\x80\x01\x01R\x04code\x12\x1e\n" +
 	"\x05error\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\x05error\x12\x1f\n" +
-	"\x06result\x18\x04 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06result\"\\\n" +
+	"\x06result\x18\x04 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06result\"\x7f\n" +
 	"\x18CompleteRedirectResponse\x12@\n" +
 	"\n" +
 	"connection\x18\x01 \x01(\v2 .puente.connection.v1.ConnectionR\n" +
-	"connection*\x9d\x02\n" +
+	"connection\x12!\n" +
+	"\fredirect_uri\x18\x02 \x01(\tR\vredirectUri\"J\n" +
+	"\x13RequireLoginRequest\x123\n" +
+	"\x02id\x18\x01 \x01(\tB#\xbaH r\x1e2\x1c^con_[0-9A-HJKMNP-TV-Z]{26}$R\x02id\"X\n" +
+	"\x14RequireLoginResponse\x12@\n" +
+	"\n" +
+	"connection\x18\x01 \x01(\v2 .puente.connection.v1.ConnectionR\n" +
+	"connection\"\x8f\x01\n" +
+	"\x10FireEventRequest\x123\n" +
+	"\x02id\x18\x01 \x01(\tB#\xbaH r\x1e2\x1c^con_[0-9A-HJKMNP-TV-Z]{26}$R\x02id\x12F\n" +
+	"\x04type\x18\x02 \x01(\x0e2&.puente.connection.v1.SandboxEventTypeB\n" +
+	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x04type\".\n" +
+	"\x11FireEventResponse\x12\x19\n" +
+	"\bevent_id\x18\x01 \x01(\tR\aeventId*\x9d\x02\n" +
 	"\x10ConnectionStatus\x12!\n" +
 	"\x1dCONNECTION_STATUS_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19CONNECTION_STATUS_PENDING\x10\x01\x12\x1e\n" +
@@ -1607,7 +1864,10 @@ const file_puente_connection_v1_connection_proto_rawDesc = "" +
 	" CHALLENGE_FIELD_TYPE_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19CHALLENGE_FIELD_TYPE_TEXT\x10\x01\x12!\n" +
 	"\x1dCHALLENGE_FIELD_TYPE_PASSWORD\x10\x02\x12 \n" +
-	"\x1cCHALLENGE_FIELD_TYPE_OPTIONS\x10\x032\xfb\t\n" +
+	"\x1cCHALLENGE_FIELD_TYPE_OPTIONS\x10\x03*h\n" +
+	"\x10SandboxEventType\x12\"\n" +
+	"\x1eSANDBOX_EVENT_TYPE_UNSPECIFIED\x10\x00\x120\n" +
+	",SANDBOX_EVENT_TYPE_CONNECTION_STATUS_CHANGED\x10\x012\xfb\t\n" +
 	"\x11ConnectionService\x12\x95\x01\n" +
 	"\x10CreateConnection\x12-.puente.connection.v1.CreateConnectionRequest\x1a..puente.connection.v1.CreateConnectionResponse\"\"\x8a\xb5\x18\x04\n" +
 	"\x02\x03\x05\x82\xd3\xe4\x93\x02\x14:\x01*\"\x0f/v1/connections\x12\x8f\x01\n" +
@@ -1624,7 +1884,12 @@ const file_puente_connection_v1_connection_proto_rawDesc = "" +
 	"\x10CompleteRedirect\x12-.puente.connection.v1.CompleteRedirectRequest\x1a..puente.connection.v1.CompleteRedirectResponse\"'\x8a\xb5\x18\x03\n" +
 	"\x01\x01\x82\xd3\xe4\x93\x02\x1a\x12\x18/v1/connections:callback\x12\xc1\x01\n" +
 	"\x18ReauthenticateConnection\x125.puente.connection.v1.ReauthenticateConnectionRequest\x1a6.puente.connection.v1.ReauthenticateConnectionResponse\"6\x8a\xb5\x18\x04\n" +
-	"\x02\x03\x05\x82\xd3\xe4\x93\x02(:\x01*\"#/v1/connections/{id}:reauthenticateB\xd2\x01\n" +
+	"\x02\x03\x05\x82\xd3\xe4\x93\x02(:\x01*\"#/v1/connections/{id}:reauthenticate2\xd2\x02\n" +
+	"\x0eSandboxService\x12\xa4\x01\n" +
+	"\fRequireLogin\x12).puente.connection.v1.RequireLoginRequest\x1a*.puente.connection.v1.RequireLoginResponse\"=\x8a\xb5\x18\x05\n" +
+	"\x01\x03\x10\x01\x82\xd3\xe4\x93\x02.:\x01*\")/v1/sandbox/connections/{id}:requireLogin\x12\x98\x01\n" +
+	"\tFireEvent\x12&.puente.connection.v1.FireEventRequest\x1a'.puente.connection.v1.FireEventResponse\":\x8a\xb5\x18\x05\n" +
+	"\x01\x03\x10\x01\x82\xd3\xe4\x93\x02+:\x01*\"&/v1/sandbox/connections/{id}:fireEventB\xd2\x01\n" +
 	"\x18com.puente.connection.v1B\x0fConnectionProtoP\x01Z3puente.dev/gen/go/puente/connection/v1;connectionv1\xa2\x02\x03PCX\xaa\x02\x14Puente.Connection.V1\xca\x02\x14Puente\\Connection\\V1\xe2\x02 Puente\\Connection\\V1\\GPBMetadata\xea\x02\x16Puente::Connection::V1b\x06proto3"
 
 var (
@@ -1639,83 +1904,94 @@ func file_puente_connection_v1_connection_proto_rawDescGZIP() []byte {
 	return file_puente_connection_v1_connection_proto_rawDescData
 }
 
-var file_puente_connection_v1_connection_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_puente_connection_v1_connection_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_puente_connection_v1_connection_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_puente_connection_v1_connection_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_puente_connection_v1_connection_proto_goTypes = []any{
 	(ConnectionStatus)(0),                    // 0: puente.connection.v1.ConnectionStatus
 	(FailureReason)(0),                       // 1: puente.connection.v1.FailureReason
 	(ChallengeFieldType)(0),                  // 2: puente.connection.v1.ChallengeFieldType
-	(*ChallengeOption)(nil),                  // 3: puente.connection.v1.ChallengeOption
-	(*ChallengeField)(nil),                   // 4: puente.connection.v1.ChallengeField
-	(*MfaChallenge)(nil),                     // 5: puente.connection.v1.MfaChallenge
-	(*ConnectionStep)(nil),                   // 6: puente.connection.v1.ConnectionStep
-	(*Connection)(nil),                       // 7: puente.connection.v1.Connection
-	(*CreateConnectionRequest)(nil),          // 8: puente.connection.v1.CreateConnectionRequest
-	(*CreateConnectionResponse)(nil),         // 9: puente.connection.v1.CreateConnectionResponse
-	(*GetConnectionRequest)(nil),             // 10: puente.connection.v1.GetConnectionRequest
-	(*GetConnectionResponse)(nil),            // 11: puente.connection.v1.GetConnectionResponse
-	(*ListConnectionsRequest)(nil),           // 12: puente.connection.v1.ListConnectionsRequest
-	(*ListConnectionsResponse)(nil),          // 13: puente.connection.v1.ListConnectionsResponse
-	(*WatchConnectionRequest)(nil),           // 14: puente.connection.v1.WatchConnectionRequest
-	(*WatchConnectionResponse)(nil),          // 15: puente.connection.v1.WatchConnectionResponse
-	(*SubmitMfaRequest)(nil),                 // 16: puente.connection.v1.SubmitMfaRequest
-	(*SubmitMfaResponse)(nil),                // 17: puente.connection.v1.SubmitMfaResponse
-	(*DeleteConnectionRequest)(nil),          // 18: puente.connection.v1.DeleteConnectionRequest
-	(*DeleteConnectionResponse)(nil),         // 19: puente.connection.v1.DeleteConnectionResponse
-	(*ReauthenticateConnectionRequest)(nil),  // 20: puente.connection.v1.ReauthenticateConnectionRequest
-	(*ReauthenticateConnectionResponse)(nil), // 21: puente.connection.v1.ReauthenticateConnectionResponse
-	(*CompleteRedirectRequest)(nil),          // 22: puente.connection.v1.CompleteRedirectRequest
-	(*CompleteRedirectResponse)(nil),         // 23: puente.connection.v1.CompleteRedirectResponse
-	nil,                                      // 24: puente.connection.v1.CreateConnectionRequest.CredentialsEntry
-	nil,                                      // 25: puente.connection.v1.SubmitMfaRequest.AnswersEntry
-	nil,                                      // 26: puente.connection.v1.ReauthenticateConnectionRequest.CredentialsEntry
-	(*timestamppb.Timestamp)(nil),            // 27: google.protobuf.Timestamp
+	(SandboxEventType)(0),                    // 3: puente.connection.v1.SandboxEventType
+	(*ChallengeOption)(nil),                  // 4: puente.connection.v1.ChallengeOption
+	(*ChallengeField)(nil),                   // 5: puente.connection.v1.ChallengeField
+	(*MfaChallenge)(nil),                     // 6: puente.connection.v1.MfaChallenge
+	(*ConnectionStep)(nil),                   // 7: puente.connection.v1.ConnectionStep
+	(*Connection)(nil),                       // 8: puente.connection.v1.Connection
+	(*CreateConnectionRequest)(nil),          // 9: puente.connection.v1.CreateConnectionRequest
+	(*CreateConnectionResponse)(nil),         // 10: puente.connection.v1.CreateConnectionResponse
+	(*GetConnectionRequest)(nil),             // 11: puente.connection.v1.GetConnectionRequest
+	(*GetConnectionResponse)(nil),            // 12: puente.connection.v1.GetConnectionResponse
+	(*ListConnectionsRequest)(nil),           // 13: puente.connection.v1.ListConnectionsRequest
+	(*ListConnectionsResponse)(nil),          // 14: puente.connection.v1.ListConnectionsResponse
+	(*WatchConnectionRequest)(nil),           // 15: puente.connection.v1.WatchConnectionRequest
+	(*WatchConnectionResponse)(nil),          // 16: puente.connection.v1.WatchConnectionResponse
+	(*SubmitMfaRequest)(nil),                 // 17: puente.connection.v1.SubmitMfaRequest
+	(*SubmitMfaResponse)(nil),                // 18: puente.connection.v1.SubmitMfaResponse
+	(*DeleteConnectionRequest)(nil),          // 19: puente.connection.v1.DeleteConnectionRequest
+	(*DeleteConnectionResponse)(nil),         // 20: puente.connection.v1.DeleteConnectionResponse
+	(*ReauthenticateConnectionRequest)(nil),  // 21: puente.connection.v1.ReauthenticateConnectionRequest
+	(*ReauthenticateConnectionResponse)(nil), // 22: puente.connection.v1.ReauthenticateConnectionResponse
+	(*CompleteRedirectRequest)(nil),          // 23: puente.connection.v1.CompleteRedirectRequest
+	(*CompleteRedirectResponse)(nil),         // 24: puente.connection.v1.CompleteRedirectResponse
+	(*RequireLoginRequest)(nil),              // 25: puente.connection.v1.RequireLoginRequest
+	(*RequireLoginResponse)(nil),             // 26: puente.connection.v1.RequireLoginResponse
+	(*FireEventRequest)(nil),                 // 27: puente.connection.v1.FireEventRequest
+	(*FireEventResponse)(nil),                // 28: puente.connection.v1.FireEventResponse
+	nil,                                      // 29: puente.connection.v1.CreateConnectionRequest.CredentialsEntry
+	nil,                                      // 30: puente.connection.v1.SubmitMfaRequest.AnswersEntry
+	nil,                                      // 31: puente.connection.v1.ReauthenticateConnectionRequest.CredentialsEntry
+	(*timestamppb.Timestamp)(nil),            // 32: google.protobuf.Timestamp
 }
 var file_puente_connection_v1_connection_proto_depIdxs = []int32{
 	2,  // 0: puente.connection.v1.ChallengeField.type:type_name -> puente.connection.v1.ChallengeFieldType
-	3,  // 1: puente.connection.v1.ChallengeField.options:type_name -> puente.connection.v1.ChallengeOption
-	4,  // 2: puente.connection.v1.MfaChallenge.fields:type_name -> puente.connection.v1.ChallengeField
-	27, // 3: puente.connection.v1.MfaChallenge.expire_time:type_name -> google.protobuf.Timestamp
+	4,  // 1: puente.connection.v1.ChallengeField.options:type_name -> puente.connection.v1.ChallengeOption
+	5,  // 2: puente.connection.v1.MfaChallenge.fields:type_name -> puente.connection.v1.ChallengeField
+	32, // 3: puente.connection.v1.MfaChallenge.expire_time:type_name -> google.protobuf.Timestamp
 	0,  // 4: puente.connection.v1.ConnectionStep.status:type_name -> puente.connection.v1.ConnectionStatus
 	1,  // 5: puente.connection.v1.ConnectionStep.reason:type_name -> puente.connection.v1.FailureReason
-	27, // 6: puente.connection.v1.ConnectionStep.time:type_name -> google.protobuf.Timestamp
+	32, // 6: puente.connection.v1.ConnectionStep.time:type_name -> google.protobuf.Timestamp
 	0,  // 7: puente.connection.v1.Connection.status:type_name -> puente.connection.v1.ConnectionStatus
 	1,  // 8: puente.connection.v1.Connection.reason:type_name -> puente.connection.v1.FailureReason
-	5,  // 9: puente.connection.v1.Connection.mfa:type_name -> puente.connection.v1.MfaChallenge
-	6,  // 10: puente.connection.v1.Connection.timeline:type_name -> puente.connection.v1.ConnectionStep
-	27, // 11: puente.connection.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
-	27, // 12: puente.connection.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
-	24, // 13: puente.connection.v1.CreateConnectionRequest.credentials:type_name -> puente.connection.v1.CreateConnectionRequest.CredentialsEntry
-	7,  // 14: puente.connection.v1.CreateConnectionResponse.connection:type_name -> puente.connection.v1.Connection
-	7,  // 15: puente.connection.v1.GetConnectionResponse.connection:type_name -> puente.connection.v1.Connection
-	7,  // 16: puente.connection.v1.ListConnectionsResponse.connections:type_name -> puente.connection.v1.Connection
-	7,  // 17: puente.connection.v1.WatchConnectionResponse.connection:type_name -> puente.connection.v1.Connection
-	25, // 18: puente.connection.v1.SubmitMfaRequest.answers:type_name -> puente.connection.v1.SubmitMfaRequest.AnswersEntry
-	7,  // 19: puente.connection.v1.SubmitMfaResponse.connection:type_name -> puente.connection.v1.Connection
-	26, // 20: puente.connection.v1.ReauthenticateConnectionRequest.credentials:type_name -> puente.connection.v1.ReauthenticateConnectionRequest.CredentialsEntry
-	7,  // 21: puente.connection.v1.ReauthenticateConnectionResponse.connection:type_name -> puente.connection.v1.Connection
-	7,  // 22: puente.connection.v1.CompleteRedirectResponse.connection:type_name -> puente.connection.v1.Connection
-	8,  // 23: puente.connection.v1.ConnectionService.CreateConnection:input_type -> puente.connection.v1.CreateConnectionRequest
-	10, // 24: puente.connection.v1.ConnectionService.GetConnection:input_type -> puente.connection.v1.GetConnectionRequest
-	12, // 25: puente.connection.v1.ConnectionService.ListConnections:input_type -> puente.connection.v1.ListConnectionsRequest
-	14, // 26: puente.connection.v1.ConnectionService.WatchConnection:input_type -> puente.connection.v1.WatchConnectionRequest
-	16, // 27: puente.connection.v1.ConnectionService.SubmitMfa:input_type -> puente.connection.v1.SubmitMfaRequest
-	18, // 28: puente.connection.v1.ConnectionService.DeleteConnection:input_type -> puente.connection.v1.DeleteConnectionRequest
-	22, // 29: puente.connection.v1.ConnectionService.CompleteRedirect:input_type -> puente.connection.v1.CompleteRedirectRequest
-	20, // 30: puente.connection.v1.ConnectionService.ReauthenticateConnection:input_type -> puente.connection.v1.ReauthenticateConnectionRequest
-	9,  // 31: puente.connection.v1.ConnectionService.CreateConnection:output_type -> puente.connection.v1.CreateConnectionResponse
-	11, // 32: puente.connection.v1.ConnectionService.GetConnection:output_type -> puente.connection.v1.GetConnectionResponse
-	13, // 33: puente.connection.v1.ConnectionService.ListConnections:output_type -> puente.connection.v1.ListConnectionsResponse
-	15, // 34: puente.connection.v1.ConnectionService.WatchConnection:output_type -> puente.connection.v1.WatchConnectionResponse
-	17, // 35: puente.connection.v1.ConnectionService.SubmitMfa:output_type -> puente.connection.v1.SubmitMfaResponse
-	19, // 36: puente.connection.v1.ConnectionService.DeleteConnection:output_type -> puente.connection.v1.DeleteConnectionResponse
-	23, // 37: puente.connection.v1.ConnectionService.CompleteRedirect:output_type -> puente.connection.v1.CompleteRedirectResponse
-	21, // 38: puente.connection.v1.ConnectionService.ReauthenticateConnection:output_type -> puente.connection.v1.ReauthenticateConnectionResponse
-	31, // [31:39] is the sub-list for method output_type
-	23, // [23:31] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	6,  // 9: puente.connection.v1.Connection.mfa:type_name -> puente.connection.v1.MfaChallenge
+	7,  // 10: puente.connection.v1.Connection.timeline:type_name -> puente.connection.v1.ConnectionStep
+	32, // 11: puente.connection.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
+	32, // 12: puente.connection.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
+	29, // 13: puente.connection.v1.CreateConnectionRequest.credentials:type_name -> puente.connection.v1.CreateConnectionRequest.CredentialsEntry
+	8,  // 14: puente.connection.v1.CreateConnectionResponse.connection:type_name -> puente.connection.v1.Connection
+	8,  // 15: puente.connection.v1.GetConnectionResponse.connection:type_name -> puente.connection.v1.Connection
+	8,  // 16: puente.connection.v1.ListConnectionsResponse.connections:type_name -> puente.connection.v1.Connection
+	8,  // 17: puente.connection.v1.WatchConnectionResponse.connection:type_name -> puente.connection.v1.Connection
+	30, // 18: puente.connection.v1.SubmitMfaRequest.answers:type_name -> puente.connection.v1.SubmitMfaRequest.AnswersEntry
+	8,  // 19: puente.connection.v1.SubmitMfaResponse.connection:type_name -> puente.connection.v1.Connection
+	31, // 20: puente.connection.v1.ReauthenticateConnectionRequest.credentials:type_name -> puente.connection.v1.ReauthenticateConnectionRequest.CredentialsEntry
+	8,  // 21: puente.connection.v1.ReauthenticateConnectionResponse.connection:type_name -> puente.connection.v1.Connection
+	8,  // 22: puente.connection.v1.CompleteRedirectResponse.connection:type_name -> puente.connection.v1.Connection
+	8,  // 23: puente.connection.v1.RequireLoginResponse.connection:type_name -> puente.connection.v1.Connection
+	3,  // 24: puente.connection.v1.FireEventRequest.type:type_name -> puente.connection.v1.SandboxEventType
+	9,  // 25: puente.connection.v1.ConnectionService.CreateConnection:input_type -> puente.connection.v1.CreateConnectionRequest
+	11, // 26: puente.connection.v1.ConnectionService.GetConnection:input_type -> puente.connection.v1.GetConnectionRequest
+	13, // 27: puente.connection.v1.ConnectionService.ListConnections:input_type -> puente.connection.v1.ListConnectionsRequest
+	15, // 28: puente.connection.v1.ConnectionService.WatchConnection:input_type -> puente.connection.v1.WatchConnectionRequest
+	17, // 29: puente.connection.v1.ConnectionService.SubmitMfa:input_type -> puente.connection.v1.SubmitMfaRequest
+	19, // 30: puente.connection.v1.ConnectionService.DeleteConnection:input_type -> puente.connection.v1.DeleteConnectionRequest
+	23, // 31: puente.connection.v1.ConnectionService.CompleteRedirect:input_type -> puente.connection.v1.CompleteRedirectRequest
+	21, // 32: puente.connection.v1.ConnectionService.ReauthenticateConnection:input_type -> puente.connection.v1.ReauthenticateConnectionRequest
+	25, // 33: puente.connection.v1.SandboxService.RequireLogin:input_type -> puente.connection.v1.RequireLoginRequest
+	27, // 34: puente.connection.v1.SandboxService.FireEvent:input_type -> puente.connection.v1.FireEventRequest
+	10, // 35: puente.connection.v1.ConnectionService.CreateConnection:output_type -> puente.connection.v1.CreateConnectionResponse
+	12, // 36: puente.connection.v1.ConnectionService.GetConnection:output_type -> puente.connection.v1.GetConnectionResponse
+	14, // 37: puente.connection.v1.ConnectionService.ListConnections:output_type -> puente.connection.v1.ListConnectionsResponse
+	16, // 38: puente.connection.v1.ConnectionService.WatchConnection:output_type -> puente.connection.v1.WatchConnectionResponse
+	18, // 39: puente.connection.v1.ConnectionService.SubmitMfa:output_type -> puente.connection.v1.SubmitMfaResponse
+	20, // 40: puente.connection.v1.ConnectionService.DeleteConnection:output_type -> puente.connection.v1.DeleteConnectionResponse
+	24, // 41: puente.connection.v1.ConnectionService.CompleteRedirect:output_type -> puente.connection.v1.CompleteRedirectResponse
+	22, // 42: puente.connection.v1.ConnectionService.ReauthenticateConnection:output_type -> puente.connection.v1.ReauthenticateConnectionResponse
+	26, // 43: puente.connection.v1.SandboxService.RequireLogin:output_type -> puente.connection.v1.RequireLoginResponse
+	28, // 44: puente.connection.v1.SandboxService.FireEvent:output_type -> puente.connection.v1.FireEventResponse
+	35, // [35:45] is the sub-list for method output_type
+	25, // [25:35] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_puente_connection_v1_connection_proto_init() }
@@ -1728,10 +2004,10 @@ func file_puente_connection_v1_connection_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_puente_connection_v1_connection_proto_rawDesc), len(file_puente_connection_v1_connection_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   24,
+			NumEnums:      4,
+			NumMessages:   28,
 			NumExtensions: 0,
-			NumServices:   1,
+			NumServices:   2,
 		},
 		GoTypes:           file_puente_connection_v1_connection_proto_goTypes,
 		DependencyIndexes: file_puente_connection_v1_connection_proto_depIdxs,

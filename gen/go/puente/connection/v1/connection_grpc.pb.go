@@ -421,3 +421,157 @@ var ConnectionService_ServiceDesc = grpc.ServiceDesc{
 	},
 	Metadata: "puente/connection/v1/connection.proto",
 }
+
+const (
+	SandboxService_RequireLogin_FullMethodName = "/puente.connection.v1.SandboxService/RequireLogin"
+	SandboxService_FireEvent_FullMethodName    = "/puente.connection.v1.SandboxService/FireEvent"
+)
+
+// SandboxServiceClient is the client API for SandboxService service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// SandboxService puts a sandbox client's connections into states on demand, to test what an
+// integrator's backend does with them. Refused for production clients.
+type SandboxServiceClient interface {
+	// RequireLogin fails a SUCCEEDED connection with LOGIN_REQUIRED, as when a bank asks the user
+	// to log in again (a changed password, an expired session); ReauthenticateConnection fixes it.
+	RequireLogin(ctx context.Context, in *RequireLoginRequest, opts ...grpc.CallOption) (*RequireLoginResponse, error)
+	// FireEvent writes an event about a connection now, as the connection would, marked
+	// "sandbox": true in its data, to test webhook handling.
+	FireEvent(ctx context.Context, in *FireEventRequest, opts ...grpc.CallOption) (*FireEventResponse, error)
+}
+
+type sandboxServiceClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewSandboxServiceClient(cc grpc.ClientConnInterface) SandboxServiceClient {
+	return &sandboxServiceClient{cc}
+}
+
+func (c *sandboxServiceClient) RequireLogin(ctx context.Context, in *RequireLoginRequest, opts ...grpc.CallOption) (*RequireLoginResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RequireLoginResponse)
+	err := c.cc.Invoke(ctx, SandboxService_RequireLogin_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *sandboxServiceClient) FireEvent(ctx context.Context, in *FireEventRequest, opts ...grpc.CallOption) (*FireEventResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(FireEventResponse)
+	err := c.cc.Invoke(ctx, SandboxService_FireEvent_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// SandboxServiceServer is the server API for SandboxService service.
+// All implementations must embed UnimplementedSandboxServiceServer
+// for forward compatibility.
+//
+// SandboxService puts a sandbox client's connections into states on demand, to test what an
+// integrator's backend does with them. Refused for production clients.
+type SandboxServiceServer interface {
+	// RequireLogin fails a SUCCEEDED connection with LOGIN_REQUIRED, as when a bank asks the user
+	// to log in again (a changed password, an expired session); ReauthenticateConnection fixes it.
+	RequireLogin(context.Context, *RequireLoginRequest) (*RequireLoginResponse, error)
+	// FireEvent writes an event about a connection now, as the connection would, marked
+	// "sandbox": true in its data, to test webhook handling.
+	FireEvent(context.Context, *FireEventRequest) (*FireEventResponse, error)
+	mustEmbedUnimplementedSandboxServiceServer()
+}
+
+// UnimplementedSandboxServiceServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedSandboxServiceServer struct{}
+
+func (UnimplementedSandboxServiceServer) RequireLogin(context.Context, *RequireLoginRequest) (*RequireLoginResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RequireLogin not implemented")
+}
+func (UnimplementedSandboxServiceServer) FireEvent(context.Context, *FireEventRequest) (*FireEventResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method FireEvent not implemented")
+}
+func (UnimplementedSandboxServiceServer) mustEmbedUnimplementedSandboxServiceServer() {}
+func (UnimplementedSandboxServiceServer) testEmbeddedByValue()                        {}
+
+// UnsafeSandboxServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to SandboxServiceServer will
+// result in compilation errors.
+type UnsafeSandboxServiceServer interface {
+	mustEmbedUnimplementedSandboxServiceServer()
+}
+
+func RegisterSandboxServiceServer(s grpc.ServiceRegistrar, srv SandboxServiceServer) {
+	// If the following call panics, it indicates UnimplementedSandboxServiceServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&SandboxService_ServiceDesc, srv)
+}
+
+func _SandboxService_RequireLogin_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RequireLoginRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SandboxServiceServer).RequireLogin(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SandboxService_RequireLogin_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SandboxServiceServer).RequireLogin(ctx, req.(*RequireLoginRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SandboxService_FireEvent_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(FireEventRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SandboxServiceServer).FireEvent(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SandboxService_FireEvent_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SandboxServiceServer).FireEvent(ctx, req.(*FireEventRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// SandboxService_ServiceDesc is the grpc.ServiceDesc for SandboxService service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var SandboxService_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "puente.connection.v1.SandboxService",
+	HandlerType: (*SandboxServiceServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "RequireLogin",
+			Handler:    _SandboxService_RequireLogin_Handler,
+		},
+		{
+			MethodName: "FireEvent",
+			Handler:    _SandboxService_FireEvent_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "puente/connection/v1/connection.proto",
+}

@@ -810,6 +810,94 @@ func (x *AuthoriseConsentResponse) GetConsent() *Consent {
 	return nil
 }
 
+type ExpireConsentRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExpireConsentRequest) Reset() {
+	*x = ExpireConsentRequest{}
+	mi := &file_puente_consent_v1_consent_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExpireConsentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExpireConsentRequest) ProtoMessage() {}
+
+func (x *ExpireConsentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_puente_consent_v1_consent_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExpireConsentRequest.ProtoReflect.Descriptor instead.
+func (*ExpireConsentRequest) Descriptor() ([]byte, []int) {
+	return file_puente_consent_v1_consent_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ExpireConsentRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type ExpireConsentResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Consent       *Consent               `protobuf:"bytes,1,opt,name=consent,proto3" json:"consent,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExpireConsentResponse) Reset() {
+	*x = ExpireConsentResponse{}
+	mi := &file_puente_consent_v1_consent_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExpireConsentResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExpireConsentResponse) ProtoMessage() {}
+
+func (x *ExpireConsentResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_puente_consent_v1_consent_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExpireConsentResponse.ProtoReflect.Descriptor instead.
+func (*ExpireConsentResponse) Descriptor() ([]byte, []int) {
+	return file_puente_consent_v1_consent_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ExpireConsentResponse) GetConsent() *Consent {
+	if x != nil {
+		return x.Consent
+	}
+	return nil
+}
+
 var File_puente_consent_v1_consent_proto protoreflect.FileDescriptor
 
 const file_puente_consent_v1_consent_proto_rawDesc = "" +
@@ -872,6 +960,10 @@ const file_puente_consent_v1_consent_proto_rawDesc = "" +
 	"authorised\x12\x1f\n" +
 	"\x06reason\x18\x05 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06reason\"P\n" +
 	"\x18AuthoriseConsentResponse\x124\n" +
+	"\aconsent\x18\x01 \x01(\v2\x1a.puente.consent.v1.ConsentR\aconsent\"K\n" +
+	"\x14ExpireConsentRequest\x123\n" +
+	"\x02id\x18\x01 \x01(\tB#\xbaH r\x1e2\x1c^cns_[0-9A-HJKMNP-TV-Z]{26}$R\x02id\"M\n" +
+	"\x15ExpireConsentResponse\x124\n" +
 	"\aconsent\x18\x01 \x01(\v2\x1a.puente.consent.v1.ConsentR\aconsent*\xce\x01\n" +
 	"\rConsentStatus\x12\x1e\n" +
 	"\x1aCONSENT_STATUS_UNSPECIFIED\x10\x00\x12)\n" +
@@ -891,7 +983,10 @@ const file_puente_consent_v1_consent_proto_rawDesc = "" +
 	"\rRevokeConsent\x12'.puente.consent.v1.RevokeConsentRequest\x1a(.puente.consent.v1.RevokeConsentResponse\"*\x8a\xb5\x18\x03\n" +
 	"\x01\x03\x82\xd3\xe4\x93\x02\x1d:\x01*\"\x18/v1/consents/{id}:revoke\x12t\n" +
 	"\x10AuthoriseConsent\x12*.puente.consent.v1.AuthoriseConsentRequest\x1a+.puente.consent.v1.AuthoriseConsentResponse\"\a\x8a\xb5\x18\x03\n" +
-	"\x01\x06B\xba\x01\n" +
+	"\x01\x062\xab\x01\n" +
+	"\x0eSandboxService\x12\x98\x01\n" +
+	"\rExpireConsent\x12'.puente.consent.v1.ExpireConsentRequest\x1a(.puente.consent.v1.ExpireConsentResponse\"4\x8a\xb5\x18\x05\n" +
+	"\x01\x03\x10\x01\x82\xd3\xe4\x93\x02%:\x01*\" /v1/sandbox/consents/{id}:expireB\xba\x01\n" +
 	"\x15com.puente.consent.v1B\fConsentProtoP\x01Z-puente.dev/gen/go/puente/consent/v1;consentv1\xa2\x02\x03PCX\xaa\x02\x11Puente.Consent.V1\xca\x02\x11Puente\\Consent\\V1\xe2\x02\x1dPuente\\Consent\\V1\\GPBMetadata\xea\x02\x13Puente::Consent::V1b\x06proto3"
 
 var (
@@ -907,7 +1002,7 @@ func file_puente_consent_v1_consent_proto_rawDescGZIP() []byte {
 }
 
 var file_puente_consent_v1_consent_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_puente_consent_v1_consent_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_puente_consent_v1_consent_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_puente_consent_v1_consent_proto_goTypes = []any{
 	(ConsentStatus)(0),               // 0: puente.consent.v1.ConsentStatus
 	(*ConsentEvent)(nil),             // 1: puente.consent.v1.ConsentEvent
@@ -922,38 +1017,43 @@ var file_puente_consent_v1_consent_proto_goTypes = []any{
 	(*RevokeConsentResponse)(nil),    // 10: puente.consent.v1.RevokeConsentResponse
 	(*AuthoriseConsentRequest)(nil),  // 11: puente.consent.v1.AuthoriseConsentRequest
 	(*AuthoriseConsentResponse)(nil), // 12: puente.consent.v1.AuthoriseConsentResponse
-	(*timestamppb.Timestamp)(nil),    // 13: google.protobuf.Timestamp
+	(*ExpireConsentRequest)(nil),     // 13: puente.consent.v1.ExpireConsentRequest
+	(*ExpireConsentResponse)(nil),    // 14: puente.consent.v1.ExpireConsentResponse
+	(*timestamppb.Timestamp)(nil),    // 15: google.protobuf.Timestamp
 }
 var file_puente_consent_v1_consent_proto_depIdxs = []int32{
 	0,  // 0: puente.consent.v1.ConsentEvent.status:type_name -> puente.consent.v1.ConsentStatus
-	13, // 1: puente.consent.v1.ConsentEvent.time:type_name -> google.protobuf.Timestamp
+	15, // 1: puente.consent.v1.ConsentEvent.time:type_name -> google.protobuf.Timestamp
 	0,  // 2: puente.consent.v1.Consent.status:type_name -> puente.consent.v1.ConsentStatus
-	13, // 3: puente.consent.v1.Consent.expire_time:type_name -> google.protobuf.Timestamp
+	15, // 3: puente.consent.v1.Consent.expire_time:type_name -> google.protobuf.Timestamp
 	1,  // 4: puente.consent.v1.Consent.history:type_name -> puente.consent.v1.ConsentEvent
-	13, // 5: puente.consent.v1.Consent.create_time:type_name -> google.protobuf.Timestamp
-	13, // 6: puente.consent.v1.Consent.update_time:type_name -> google.protobuf.Timestamp
-	13, // 7: puente.consent.v1.CreateConsentRequest.expire_time:type_name -> google.protobuf.Timestamp
+	15, // 5: puente.consent.v1.Consent.create_time:type_name -> google.protobuf.Timestamp
+	15, // 6: puente.consent.v1.Consent.update_time:type_name -> google.protobuf.Timestamp
+	15, // 7: puente.consent.v1.CreateConsentRequest.expire_time:type_name -> google.protobuf.Timestamp
 	2,  // 8: puente.consent.v1.CreateConsentResponse.consent:type_name -> puente.consent.v1.Consent
 	2,  // 9: puente.consent.v1.GetConsentResponse.consent:type_name -> puente.consent.v1.Consent
 	0,  // 10: puente.consent.v1.ListConsentsRequest.status:type_name -> puente.consent.v1.ConsentStatus
 	2,  // 11: puente.consent.v1.ListConsentsResponse.consents:type_name -> puente.consent.v1.Consent
 	2,  // 12: puente.consent.v1.RevokeConsentResponse.consent:type_name -> puente.consent.v1.Consent
 	2,  // 13: puente.consent.v1.AuthoriseConsentResponse.consent:type_name -> puente.consent.v1.Consent
-	3,  // 14: puente.consent.v1.ConsentService.CreateConsent:input_type -> puente.consent.v1.CreateConsentRequest
-	5,  // 15: puente.consent.v1.ConsentService.GetConsent:input_type -> puente.consent.v1.GetConsentRequest
-	7,  // 16: puente.consent.v1.ConsentService.ListConsents:input_type -> puente.consent.v1.ListConsentsRequest
-	9,  // 17: puente.consent.v1.ConsentService.RevokeConsent:input_type -> puente.consent.v1.RevokeConsentRequest
-	11, // 18: puente.consent.v1.ConsentService.AuthoriseConsent:input_type -> puente.consent.v1.AuthoriseConsentRequest
-	4,  // 19: puente.consent.v1.ConsentService.CreateConsent:output_type -> puente.consent.v1.CreateConsentResponse
-	6,  // 20: puente.consent.v1.ConsentService.GetConsent:output_type -> puente.consent.v1.GetConsentResponse
-	8,  // 21: puente.consent.v1.ConsentService.ListConsents:output_type -> puente.consent.v1.ListConsentsResponse
-	10, // 22: puente.consent.v1.ConsentService.RevokeConsent:output_type -> puente.consent.v1.RevokeConsentResponse
-	12, // 23: puente.consent.v1.ConsentService.AuthoriseConsent:output_type -> puente.consent.v1.AuthoriseConsentResponse
-	19, // [19:24] is the sub-list for method output_type
-	14, // [14:19] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	2,  // 14: puente.consent.v1.ExpireConsentResponse.consent:type_name -> puente.consent.v1.Consent
+	3,  // 15: puente.consent.v1.ConsentService.CreateConsent:input_type -> puente.consent.v1.CreateConsentRequest
+	5,  // 16: puente.consent.v1.ConsentService.GetConsent:input_type -> puente.consent.v1.GetConsentRequest
+	7,  // 17: puente.consent.v1.ConsentService.ListConsents:input_type -> puente.consent.v1.ListConsentsRequest
+	9,  // 18: puente.consent.v1.ConsentService.RevokeConsent:input_type -> puente.consent.v1.RevokeConsentRequest
+	11, // 19: puente.consent.v1.ConsentService.AuthoriseConsent:input_type -> puente.consent.v1.AuthoriseConsentRequest
+	13, // 20: puente.consent.v1.SandboxService.ExpireConsent:input_type -> puente.consent.v1.ExpireConsentRequest
+	4,  // 21: puente.consent.v1.ConsentService.CreateConsent:output_type -> puente.consent.v1.CreateConsentResponse
+	6,  // 22: puente.consent.v1.ConsentService.GetConsent:output_type -> puente.consent.v1.GetConsentResponse
+	8,  // 23: puente.consent.v1.ConsentService.ListConsents:output_type -> puente.consent.v1.ListConsentsResponse
+	10, // 24: puente.consent.v1.ConsentService.RevokeConsent:output_type -> puente.consent.v1.RevokeConsentResponse
+	12, // 25: puente.consent.v1.ConsentService.AuthoriseConsent:output_type -> puente.consent.v1.AuthoriseConsentResponse
+	14, // 26: puente.consent.v1.SandboxService.ExpireConsent:output_type -> puente.consent.v1.ExpireConsentResponse
+	21, // [21:27] is the sub-list for method output_type
+	15, // [15:21] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_puente_consent_v1_consent_proto_init() }
@@ -967,9 +1067,9 @@ func file_puente_consent_v1_consent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_puente_consent_v1_consent_proto_rawDesc), len(file_puente_consent_v1_consent_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   12,
+			NumMessages:   14,
 			NumExtensions: 0,
-			NumServices:   1,
+			NumServices:   2,
 		},
 		GoTypes:           file_puente_consent_v1_consent_proto_goTypes,
 		DependencyIndexes: file_puente_consent_v1_consent_proto_depIdxs,

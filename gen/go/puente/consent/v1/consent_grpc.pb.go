@@ -289,3 +289,115 @@ var ConsentService_ServiceDesc = grpc.ServiceDesc{
 	Streams:  []grpc.StreamDesc{},
 	Metadata: "puente/consent/v1/consent.proto",
 }
+
+const (
+	SandboxService_ExpireConsent_FullMethodName = "/puente.consent.v1.SandboxService/ExpireConsent"
+)
+
+// SandboxServiceClient is the client API for SandboxService service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// SandboxService puts a sandbox client's consents into states on demand. Refused for production
+// clients.
+type SandboxServiceClient interface {
+	// ExpireConsent expires an AUTHORISED or AWAITING_AUTHORISATION consent now, as its deadline
+	// would.
+	ExpireConsent(ctx context.Context, in *ExpireConsentRequest, opts ...grpc.CallOption) (*ExpireConsentResponse, error)
+}
+
+type sandboxServiceClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewSandboxServiceClient(cc grpc.ClientConnInterface) SandboxServiceClient {
+	return &sandboxServiceClient{cc}
+}
+
+func (c *sandboxServiceClient) ExpireConsent(ctx context.Context, in *ExpireConsentRequest, opts ...grpc.CallOption) (*ExpireConsentResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ExpireConsentResponse)
+	err := c.cc.Invoke(ctx, SandboxService_ExpireConsent_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// SandboxServiceServer is the server API for SandboxService service.
+// All implementations must embed UnimplementedSandboxServiceServer
+// for forward compatibility.
+//
+// SandboxService puts a sandbox client's consents into states on demand. Refused for production
+// clients.
+type SandboxServiceServer interface {
+	// ExpireConsent expires an AUTHORISED or AWAITING_AUTHORISATION consent now, as its deadline
+	// would.
+	ExpireConsent(context.Context, *ExpireConsentRequest) (*ExpireConsentResponse, error)
+	mustEmbedUnimplementedSandboxServiceServer()
+}
+
+// UnimplementedSandboxServiceServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedSandboxServiceServer struct{}
+
+func (UnimplementedSandboxServiceServer) ExpireConsent(context.Context, *ExpireConsentRequest) (*ExpireConsentResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ExpireConsent not implemented")
+}
+func (UnimplementedSandboxServiceServer) mustEmbedUnimplementedSandboxServiceServer() {}
+func (UnimplementedSandboxServiceServer) testEmbeddedByValue()                        {}
+
+// UnsafeSandboxServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to SandboxServiceServer will
+// result in compilation errors.
+type UnsafeSandboxServiceServer interface {
+	mustEmbedUnimplementedSandboxServiceServer()
+}
+
+func RegisterSandboxServiceServer(s grpc.ServiceRegistrar, srv SandboxServiceServer) {
+	// If the following call panics, it indicates UnimplementedSandboxServiceServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&SandboxService_ServiceDesc, srv)
+}
+
+func _SandboxService_ExpireConsent_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ExpireConsentRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SandboxServiceServer).ExpireConsent(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SandboxService_ExpireConsent_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SandboxServiceServer).ExpireConsent(ctx, req.(*ExpireConsentRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// SandboxService_ServiceDesc is the grpc.ServiceDesc for SandboxService service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var SandboxService_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "puente.consent.v1.SandboxService",
+	HandlerType: (*SandboxServiceServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "ExpireConsent",
+			Handler:    _SandboxService_ExpireConsent_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "puente/consent/v1/consent.proto",
+}
