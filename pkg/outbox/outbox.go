@@ -29,6 +29,10 @@ CREATE TABLE outbox (
 CREATE INDEX outbox_unpublished ON outbox (created_at, id) WHERE published_at IS NULL;
 `
 
+// channelSQL names the NOTIFY channel after the schema holding the outbox (the first of the
+// search path), as pkg/jobs does.
+const channelSQL = `'outbox_' || current_schema()`
+
 // Event is Puente's event envelope.
 type Event struct {
 	ID        string          `json:"id"`
@@ -52,7 +56,10 @@ func Write(ctx context.Context, tx Tx, typ, clientID, flowID string, at time.Tim
 		return Event{}, fmt.Errorf("outbox: encode %s: %w", typ, err)
 	}
 	e := Event{ID: ids.New("evt"), Type: typ, Version: 1, CreatedAt: at, FlowID: flowID, ClientID: clientID, Data: raw}
-	if _, err := tx.Exec(ctx, `INSERT INTO outbox (id, type, version, created_at, flow_id, client_id, data) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+	// The NOTIFY is delivered on commit, waking the relay at once.
+	if _, err := tx.Exec(ctx, `WITH ins AS (
+			INSERT INTO outbox (id, type, version, created_at, flow_id, client_id, data) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING 1
+		) SELECT pg_notify(`+channelSQL+`, '') FROM ins`,
 		e.ID, e.Type, e.Version, e.CreatedAt, e.FlowID, e.ClientID, e.Data); err != nil {
 		return Event{}, fmt.Errorf("outbox: write %s: %w", typ, err)
 	}

@@ -21,6 +21,7 @@ import (
 	authtokenv1 "puente.dev/gen/go/puente/authtoken/v1"
 	connectionv1 "puente.dev/gen/go/puente/connection/v1"
 	consentv1 "puente.dev/gen/go/puente/consent/v1"
+	webhookv1 "puente.dev/gen/go/puente/webhook/v1"
 	"puente.dev/gen/openapi"
 	"puente.dev/pkg/authn"
 )
@@ -43,6 +44,7 @@ type Backends struct {
 	Authtoken  grpc.ClientConnInterface
 	Connection grpc.ClientConnInterface
 	Consent    grpc.ClientConnInterface
+	Webhook    grpc.ClientConnInterface
 }
 
 // New returns the REST handler.
@@ -84,6 +86,12 @@ func New(ctx context.Context, cfg Config, b Backends, v Verifier, log *slog.Logg
 		},
 		"connection SandboxService": func() error {
 			return connectionv1.RegisterSandboxServiceHandlerClient(ctx, mux, connectionv1.NewSandboxServiceClient(b.Connection))
+		},
+		"WebhookEndpointService": func() error {
+			return webhookv1.RegisterWebhookEndpointServiceHandlerClient(ctx, mux, webhookv1.NewWebhookEndpointServiceClient(b.Webhook))
+		},
+		"EventService": func() error {
+			return webhookv1.RegisterEventServiceHandlerClient(ctx, mux, webhookv1.NewEventServiceClient(b.Webhook))
 		},
 		"consent SandboxService": func() error {
 			return consentv1.RegisterSandboxServiceHandlerClient(ctx, mux, consentv1.NewSandboxServiceClient(b.Consent))

@@ -43,6 +43,8 @@ func devCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		"PUENTE_GRPC_ADDR":    "127.0.0.1:9090",
 		"PUENTE_HTTP_ADDR":    "127.0.0.1:8080",
 		"PUENTE_CORS_ORIGINS": "*",
+		// A developer's webhook receiver is on their own machine.
+		"PUENTE_WEBHOOK_ALLOW_INSECURE_URLS": "true",
 	}
 	lookup := func(k string) (string, bool) {
 		if v, ok := os.LookupEnv(k); ok && v != "" {

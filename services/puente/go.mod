@@ -15,6 +15,7 @@ require (
 	puente.dev/services/connection v0.0.0
 	puente.dev/services/consent v0.0.0
 	puente.dev/services/gateway v0.0.0
+	puente.dev/services/webhook v0.0.0
 )
 
 require (
@@ -58,4 +59,5 @@ replace (
 	puente.dev/services/connection => ../connection
 	puente.dev/services/consent => ../consent
 	puente.dev/services/gateway => ../gateway
+	puente.dev/services/webhook => ../webhook
 )

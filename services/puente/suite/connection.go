@@ -17,7 +17,7 @@ import (
 
 func init() { migrations["connection"] = connectionpg.Migrate }
 
-func startConnection(ctx context.Context, s *Suite, authtokenConn, consentConn *grpc.ClientConn) error {
+func startConnection(ctx context.Context, s *Suite, authtokenConn, consentConn, webhookConn *grpc.ClientConn) error {
 	cfg := s.cfg.Connection
 	if s.cfg.MigrateOnStart {
 		if err := connectionpg.Migrate(ctx, s.cfg.DatabaseURL); err != nil {
@@ -48,20 +48,8 @@ func startConnection(ctx context.Context, s *Suite, authtokenConn, consentConn *
 		return err
 	}
 	s.background(func(ctx context.Context) { store.Listen(ctx, s.log) })
-	s.background(func(ctx context.Context) {
-		tick := time.NewTicker(5 * time.Minute)
-		defer tick.Stop()
-		for {
-			if err := svc.Housekeep(ctx); err != nil && ctx.Err() == nil {
-				s.log.ErrorContext(ctx, "connection housekeeping", "err", err)
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-		}
-	})
+	s.every("connection housekeeping", 5*time.Minute, svc.Housekeep)
+	s.relay("connection", pool, webhookConn)
 	worker := jobs.NewWorker(jobs.Options{Pool: pool, Handlers: svc.Handlers(), Concurrency: cfg.Workers, Logger: s.log})
 	s.background(func(ctx context.Context) {
 		if err := worker.Run(ctx); err != nil && ctx.Err() == nil {

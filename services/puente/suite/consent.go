@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"google.golang.org/grpc"
+
 	"puente.dev/pkg/jobs"
 	"puente.dev/pkg/postgres"
 	"puente.dev/services/consent"
@@ -12,7 +14,7 @@ import (
 
 func init() { migrations["consent"] = consentpg.Migrate }
 
-func startConsent(ctx context.Context, s *Suite) error {
+func startConsent(ctx context.Context, s *Suite, webhookConn *grpc.ClientConn) error {
 	if s.cfg.MigrateOnStart {
 		if err := consentpg.Migrate(ctx, s.cfg.DatabaseURL); err != nil {
 			return err
@@ -27,20 +29,8 @@ func startConsent(ctx context.Context, s *Suite) error {
 	if err != nil {
 		return err
 	}
-	s.background(func(ctx context.Context) {
-		tick := time.NewTicker(time.Hour)
-		defer tick.Stop()
-		for {
-			if err := svc.Housekeep(ctx); err != nil && ctx.Err() == nil {
-				s.log.ErrorContext(ctx, "consent housekeeping", "err", err)
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-		}
-	})
+	s.every("consent housekeeping", time.Hour, svc.Housekeep)
+	s.relay("consent", pool, webhookConn)
 	worker := jobs.NewWorker(jobs.Options{Pool: pool, Handlers: svc.Handlers(), Logger: s.log})
 	s.background(func(ctx context.Context) {
 		if err := worker.Run(ctx); err != nil && ctx.Err() == nil {

@@ -30,6 +30,7 @@ import (
 	"puente.dev/services/connection"
 	"puente.dev/services/consent"
 	"puente.dev/services/puente/suite"
+	"puente.dev/services/webhook"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -97,6 +98,11 @@ func setupLogging(t testing.TB, w io.Writer, level slog.Level) *bundle {
 	b.cfg.Connection = connection.Config{EncryptionKeys: b.cfg.Authtoken.EncryptionKeys, HashKey: b.cfg.Authtoken.HashKey,
 		PublicURL: "http://puente.test", Sandbox: true, Workers: 4}
 	b.cfg.Gateway.AllowedOrigins = []string{"https://app.example"}
+	b.cfg.Webhook = webhook.Config{
+		EncryptionKeys: b.cfg.Authtoken.EncryptionKeys, AllowInsecureURLs: true,
+		Timeout: 2 * time.Second, RetryWindow: time.Hour, RetryBase: 50 * time.Millisecond, RetryMax: 400 * time.Millisecond,
+		Workers: 8, PerEndpoint: 2, Lease: 5 * time.Second, Retention: 720 * time.Hour,
+	}
 	if w == nil {
 		w = b.logs
 	}

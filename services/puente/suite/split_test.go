@@ -21,7 +21,7 @@ import (
 func startOnly(t *testing.T, base *bundle, services []string, backendAddr string) *suite.Suite {
 	t.Helper()
 	cfg := base.cfg
-	cfg.AuthtokenAddr, cfg.ConnectionAddr, cfg.ConsentAddr = backendAddr, backendAddr, backendAddr
+	cfg.AuthtokenAddr, cfg.ConnectionAddr, cfg.ConsentAddr, cfg.WebhookAddr = backendAddr, backendAddr, backendAddr, backendAddr
 	s, err := suite.Start(context.Background(), cfg, services, telemetry.NewLogger(io.Discard, slog.LevelInfo, false))
 	require.NoError(t, err)
 	t.Cleanup(func() {
@@ -35,7 +35,7 @@ func startOnly(t *testing.T, base *bundle, services []string, backendAddr string
 func TestServicesRunInSeparateProcessesOverGRPC(t *testing.T) {
 	base := setup(t)
 	c := base.newClient("acme")
-	backends := startOnly(t, base, []string{"authtoken", "consent", "connection"}, "")
+	backends := startOnly(t, base, []string{"authtoken", "webhook", "consent", "connection"}, "")
 	require.Empty(t, backends.HTTPAddr(), "no gateway in the services' process")
 	gatewayOnly := startOnly(t, base, []string{"gateway"}, backends.GRPCAddr())
 

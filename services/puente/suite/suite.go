@@ -26,10 +26,11 @@ import (
 	"puente.dev/services/connection"
 	"puente.dev/services/consent"
 	"puente.dev/services/gateway"
+	"puente.dev/services/webhook"
 )
 
 // Names are the services this binary can run, in start order.
-var Names = []string{"authtoken", "consent", "connection", "gateway"}
+var Names = []string{"authtoken", "webhook", "consent", "connection", "gateway"}
 
 // migrations of each service that owns tables.
 var migrations = map[string]func(ctx context.Context, url string) error{}
@@ -47,6 +48,7 @@ type Config struct {
 	// empty means this process runs them.
 	ConnectionAddr string `env:"PUENTE_CONNECTION_ADDR"`
 	ConsentAddr    string `env:"PUENTE_CONSENT_ADDR"`
+	WebhookAddr    string `env:"PUENTE_WEBHOOK_ADDR"`
 	// AdminToken is the operator's bearer token for the admin API; empty disables it.
 	AdminToken string `env:"PUENTE_ADMIN_TOKEN"`
 	// ServiceToken is the bearer token services call each other's internal methods with.
@@ -58,6 +60,7 @@ type Config struct {
 	Consent    consent.Config
 	Connection connection.Config
 	Gateway    gateway.Config
+	Webhook    webhook.Config
 }
 
 // Parse reads a -service value: "all" or a comma-separated list of names.
@@ -170,8 +173,19 @@ func Start(ctx context.Context, cfg Config, services []string, log *slog.Logger)
 			return nil, err
 		}
 	}
+	if s.runs("webhook") {
+		if err := startWebhook(ctx, s); err != nil {
+			return nil, err
+		}
+	}
+	var webhookConn *grpc.ClientConn
+	if s.runs("consent") || s.runs("connection") || s.runs("gateway") {
+		if webhookConn, err = s.dial(cfg.WebhookAddr, "webhook"); err != nil {
+			return nil, err
+		}
+	}
 	if s.runs("consent") {
-		if err := startConsent(ctx, s); err != nil {
+		if err := startConsent(ctx, s, webhookConn); err != nil {
 			return nil, err
 		}
 	}
@@ -182,7 +196,7 @@ func Start(ctx context.Context, cfg Config, services []string, log *slog.Logger)
 		}
 	}
 	if s.runs("connection") {
-		if err := startConnection(ctx, s, authtokenConn, consentConn); err != nil {
+		if err := startConnection(ctx, s, authtokenConn, consentConn, webhookConn); err != nil {
 			return nil, err
 		}
 	}
@@ -191,7 +205,7 @@ func Start(ctx context.Context, cfg Config, services []string, log *slog.Logger)
 		if err != nil {
 			return nil, err
 		}
-		if err := startGateway(ctx, s, gateway.Backends{Authtoken: authtokenConn, Connection: connectionConn, Consent: consentConn}); err != nil {
+		if err := startGateway(ctx, s, gateway.Backends{Authtoken: authtokenConn, Connection: connectionConn, Consent: consentConn, Webhook: webhookConn}); err != nil {
 			return nil, err
 		}
 	}
