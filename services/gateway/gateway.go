@@ -105,6 +105,7 @@ func New(ctx context.Context, cfg Config, b Backends, v Verifier, log *slog.Logg
 	root := http.NewServeMux()
 	root.Handle("/", checkToken(v, cfg.AllowedOrigins, mux))
 	root.Handle("POST /v1/oauth/token", g.tokenEndpoint(tokens))
+	root.Handle("POST /v1/inbound/{provider}", g.inboundEndpoint(webhookv1.NewInboundServiceClient(b.Webhook)))
 	root.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(openapi.JSON)

@@ -193,10 +193,11 @@ func devSecrets(path string) (map[string]string, error) {
 	}
 	missing := false
 	for k, make := range map[string]func() string{
-		"PUENTE_HASH_KEY":        func() string { return randomB64(32) },
-		"PUENTE_ENCRYPTION_KEYS": func() string { return secretbox.NewKeySpec("dev1") },
-		"PUENTE_ADMIN_TOKEN":     func() string { return "padm_" + randomB64URL(32) },
-		"PUENTE_SERVICE_TOKEN":   func() string { return "psvc_" + randomB64URL(32) },
+		"PUENTE_HASH_KEY":               func() string { return randomB64(32) },
+		"PUENTE_ENCRYPTION_KEYS":        func() string { return secretbox.NewKeySpec("dev1") },
+		"PUENTE_ADMIN_TOKEN":            func() string { return "padm_" + randomB64URL(32) },
+		"PUENTE_SERVICE_TOKEN":          func() string { return "psvc_" + randomB64URL(32) },
+		"PUENTE_SANDBOX_WEBHOOK_SECRET": func() string { return randomB64(32) },
 	} {
 		if out[k] == "" {
 			out[k], missing = make(), true

@@ -26,8 +26,11 @@ type Config struct {
 	// Lease is how long a delivery belongs to a worker; a worker that dies mid-delivery has it
 	// retried after this (the receiver may then see it twice, with the same webhook-id).
 	Lease time.Duration `env:"PUENTE_WEBHOOK_LEASE" default:"1m"`
-	// Retention is how long events are kept in the log (at least 30 days).
+	// Retention is how long events (and inbound webhooks) are kept (at least 30 days).
 	Retention time.Duration `env:"PUENTE_EVENT_RETENTION" default:"720h"`
+	// SandboxWebhookSecret (base64, at least 32 bytes) is the key the Sandbox provider signs its
+	// webhooks to POST /v1/inbound/sandbox with; empty: not taken.
+	SandboxWebhookSecret string `env:"PUENTE_SANDBOX_WEBHOOK_SECRET"`
 }
 
 // Validate reports the first problem with c.

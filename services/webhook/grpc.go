@@ -33,6 +33,7 @@ func (g *GRPC) Register(s grpc.ServiceRegistrar) {
 	webhookv1.RegisterWebhookEndpointServiceServer(s, g)
 	webhookv1.RegisterEventServiceServer(s, g)
 	webhookv1.RegisterIngestServiceServer(s, &ingestGRPC{svc: g.svc})
+	webhookv1.RegisterInboundServiceServer(s, &inboundGRPC{svc: g.svc})
 }
 
 // ---- WebhookEndpointService
@@ -279,4 +280,19 @@ func (g *ingestGRPC) PublishEvents(ctx context.Context, req *webhookv1.PublishEv
 		return nil, err
 	}
 	return &webhookv1.PublishEventsResponse{Recorded: int32(n)}, nil
+}
+
+// ---- InboundService
+
+type inboundGRPC struct {
+	webhookv1.UnimplementedInboundServiceServer
+	svc *Service
+}
+
+func (g *inboundGRPC) ReceiveWebhook(ctx context.Context, req *webhookv1.ReceiveWebhookRequest) (*webhookv1.ReceiveWebhookResponse, error) {
+	w, err := g.svc.ReceiveInbound(ctx, req.GetProvider(), req.GetHeaders(), req.GetBody())
+	if err != nil {
+		return nil, err
+	}
+	return &webhookv1.ReceiveWebhookResponse{Id: w.ID}, nil
 }

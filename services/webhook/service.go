@@ -34,10 +34,12 @@ type Service struct {
 	log    *slog.Logger
 	now    func() time.Time
 	busy   *limiter
+	// inbound are the providers whose webhooks are taken, by name.
+	inbound map[string]InboundProvider
 }
 
 // NewService checks cfg and returns the service.
-func NewService(store Store, cfg Config, log *slog.Logger) (*Service, error) {
+func NewService(store Store, cfg Config, log *slog.Logger, providers ...InboundProvider) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("webhook config: %w", err)
 	}
@@ -46,10 +48,14 @@ func NewService(store Store, cfg Config, log *slog.Logger) (*Service, error) {
 		return nil, fmt.Errorf("webhook config: PUENTE_ENCRYPTION_KEYS: %w", err)
 	}
 	policy := egress.Policy{AllowLoopback: cfg.AllowInsecureURLs, AllowPrivate: cfg.AllowInsecureURLs, AllowHTTP: cfg.AllowInsecureURLs}
-	return &Service{
+	s := &Service{
 		store: store, box: box, cfg: cfg, policy: policy, client: policy.Client(cfg.Timeout), log: log, now: time.Now,
-		busy: &limiter{max: cfg.PerEndpoint, n: map[string]int{}},
-	}, nil
+		busy: &limiter{max: cfg.PerEndpoint, n: map[string]int{}}, inbound: map[string]InboundProvider{},
+	}
+	for _, p := range providers {
+		s.inbound[p.Name] = p
+	}
+	return s, nil
 }
 
 // SetClock replaces the clock, for tests.
@@ -254,7 +260,7 @@ const JobDeliver = "webhook.deliver"
 
 // Handlers are the service's job handlers.
 func (s *Service) Handlers() map[string]jobs.Handler {
-	return map[string]jobs.Handler{JobDeliver: s.deliver}
+	return map[string]jobs.Handler{JobDeliver: s.deliver, JobRouteInbound: s.routeInbound}
 }
 
 // DeliverArgs are a delivery job's arguments.

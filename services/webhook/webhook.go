@@ -146,8 +146,15 @@ type Store interface {
 	// RecordAttempt adds an attempt and moves the delivery to status (with nextAt when
 	// PENDING), unless it is no longer PENDING.
 	RecordAttempt(ctx context.Context, deliveryID string, a Attempt, status DeliveryStatus, nextAt *time.Time) error
-	// Prune deletes events created before (and their deliveries).
+	// Prune deletes events created before (and their deliveries), and inbound webhooks received
+	// before.
 	Prune(ctx context.Context, before time.Time) (int64, error)
+
+	// RecordInbound stores an inbound webhook and queues its routing; one already recorded for
+	// (provider, external id) is ErrDuplicateInbound.
+	RecordInbound(ctx context.Context, w Inbound) error
+	GetInbound(ctx context.Context, id string) (Inbound, error)
+	MarkRouted(ctx context.Context, id string, at time.Time) error
 }
 
 var (

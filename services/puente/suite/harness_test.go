@@ -102,6 +102,7 @@ func setupLogging(t testing.TB, w io.Writer, level slog.Level) *bundle {
 		EncryptionKeys: b.cfg.Authtoken.EncryptionKeys, AllowInsecureURLs: true,
 		Timeout: 2 * time.Second, RetryWindow: time.Hour, RetryBase: 50 * time.Millisecond, RetryMax: 400 * time.Millisecond,
 		Workers: 8, PerEndpoint: 2, Lease: 5 * time.Second, Retention: 720 * time.Hour,
+		SandboxWebhookSecret: base64.StdEncoding.EncodeToString(hashKey),
 	}
 	if w == nil {
 		w = b.logs

@@ -2,6 +2,8 @@ package suite
 
 import (
 	"context"
+	"encoding/base64"
+	"errors"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -14,6 +16,7 @@ import (
 	"puente.dev/pkg/outbox"
 	"puente.dev/pkg/postgres"
 	"puente.dev/services/webhook"
+	"puente.dev/services/webhook/inbound"
 	webhookpg "puente.dev/services/webhook/postgres"
 )
 
@@ -31,7 +34,17 @@ func startWebhook(ctx context.Context, s *Suite) error {
 		return err
 	}
 	s.closers = append(s.closers, pool.Close)
-	svc, err := webhook.NewService(webhookpg.New(pool), cfg, s.log)
+	var providers []webhook.InboundProvider
+	if cfg.SandboxWebhookSecret != "" {
+		key, err := base64.StdEncoding.DecodeString(cfg.SandboxWebhookSecret)
+		if err != nil || len(key) < 32 {
+			return errors.New("PUENTE_SANDBOX_WEBHOOK_SECRET must be the base64 of at least 32 bytes")
+		}
+		// The Sandbox's webhooks have no owner to go to yet; they are recorded, and routed
+		// nowhere. The providers' adapters add real routes.
+		providers = append(providers, webhook.InboundProvider{Name: "sandbox", Scheme: inbound.Sandbox{Key: key}})
+	}
+	svc, err := webhook.NewService(webhookpg.New(pool), cfg, s.log, providers...)
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -205,4 +206,42 @@ func TestEventsOfALinkReachTheClientsEndpointSignedBothWays(t *testing.T) {
 	require.Equal(t, http.StatusNotFound, b.do(http.MethodGet, "/v1/events/"+evt, other.Token, nil).Status)
 	require.Equal(t, http.StatusNotFound, b.do(http.MethodPost, "/v1/events/"+evt+":redeliver", other.Token, map[string]any{}).Status)
 	require.Empty(t, b.do(http.MethodGet, "/v1/deliveries?event_id="+evt, other.Token, nil).JSON["deliveries"])
+}
+
+func TestInboundWebhooksAreVerifiedRecordedOnceAndRouted(t *testing.T) {
+	b := setup(t)
+	key, err := base64.StdEncoding.DecodeString(b.cfg.Webhook.SandboxWebhookSecret)
+	require.NoError(t, err)
+	post := func(id string, at time.Time, body string, key []byte) response {
+		ts := strconv.FormatInt(at.Unix(), 10)
+		m := hmac.New(sha256.New, key)
+		m.Write([]byte(id + "." + ts + "." + body))
+		return b.do(http.MethodPost, "/v1/inbound/sandbox", "", body,
+			"Sandbox-Webhook-Id", id, "Sandbox-Timestamp", ts, "Sandbox-Event", "login.finished", "Sandbox-Signature", hex.EncodeToString(m.Sum(nil)))
+	}
+	body := `{"login":"l-1","status":"done"}`
+	ok := post("wh_1", time.Now(), body, key)
+	require.Equal(t, http.StatusOK, ok.Status, ok.Raw)
+	id := str(ok.JSON, "id")
+	require.Regexp(t, `^inb_`, id)
+
+	replay := post("wh_1", time.Now(), body, key)
+	require.Equal(t, http.StatusConflict, replay.Status, "a replay is refused: %s", replay.Raw)
+	require.Contains(t, replay.Raw, "DUPLICATE_WEBHOOK")
+	stale := post("wh_2", time.Now().Add(-10*time.Minute), body, key)
+	require.Equal(t, http.StatusUnauthorized, stale.Status, stale.Raw)
+	require.Contains(t, stale.Raw, "STALE_TIMESTAMP")
+	forged := post("wh_3", time.Now(), body, []byte("not the key"))
+	require.Equal(t, http.StatusUnauthorized, forged.Status, forged.Raw)
+	require.Contains(t, forged.Raw, "INVALID_SIGNATURE")
+	require.Equal(t, http.StatusNotFound, b.do(http.MethodPost, "/v1/inbound/nobody", "", body).Status)
+
+	var count int
+	b.scan(`SELECT count(*) FROM webhook.inbound_webhooks`, nil, &count)
+	require.Equal(t, 1, count, "only the good one is recorded, once")
+	require.Eventually(t, func() bool {
+		var routed bool
+		b.scan(`SELECT routed_at IS NOT NULL FROM webhook.inbound_webhooks WHERE id = $1`, []any{id}, &routed)
+		return routed
+	}, 10*time.Second, 20*time.Millisecond, "the recorded webhook is routed in the background")
 }

@@ -398,7 +398,39 @@ func (s *Store) RecordAttempt(ctx context.Context, deliveryID string, a webhook.
 	})
 }
 
+// ---- inbound webhooks
+
+func (s *Store) RecordInbound(ctx context.Context, w webhook.Inbound) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `INSERT INTO inbound_webhooks (id, provider, external_id, type, signed_at, received_at, body)
+			VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (provider, external_id) DO NOTHING`,
+			w.ID, w.Provider, w.ExternalID, w.Type, w.SignedAt, w.ReceivedAt, w.Body)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return webhook.ErrDuplicateInbound
+		}
+		return jobs.Enqueue(ctx, tx, webhook.JobRouteInbound, webhook.RouteArgs{InboundID: w.ID}, jobs.EnqueueOptions{})
+	})
+}
+
+func (s *Store) GetInbound(ctx context.Context, id string) (w webhook.Inbound, err error) {
+	err = s.pool.QueryRow(ctx, `SELECT id, provider, external_id, type, signed_at, received_at, body, routed_at FROM inbound_webhooks WHERE id = $1`, id).
+		Scan(&w.ID, &w.Provider, &w.ExternalID, &w.Type, &w.SignedAt, &w.ReceivedAt, &w.Body, &w.RoutedAt)
+	return w, notFound(err, webhook.ErrInboundNotFound)
+}
+
+func (s *Store) MarkRouted(ctx context.Context, id string, at time.Time) error {
+	_, err := s.pool.Exec(ctx, `UPDATE inbound_webhooks SET routed_at = $2 WHERE id = $1 AND routed_at IS NULL`, id, at)
+	return err
+}
+
 func (s *Store) Prune(ctx context.Context, before time.Time) (int64, error) {
+	// Inbound webhooks are kept as long as events: a replay older than that is stale anyway.
+	if _, err := s.pool.Exec(ctx, `DELETE FROM inbound_webhooks WHERE received_at < $1`, before); err != nil {
+		return 0, err
+	}
 	var total int64
 	for {
 		tag, err := s.pool.Exec(ctx, `DELETE FROM events WHERE id IN (SELECT id FROM events WHERE created_at < $1 LIMIT 1000)`, before)
