@@ -50,7 +50,7 @@ func NewService(store Store, cfg Config, log *slog.Logger, providers ...InboundP
 	policy := egress.Policy{AllowLoopback: cfg.AllowInsecureURLs, AllowPrivate: cfg.AllowInsecureURLs, AllowHTTP: cfg.AllowInsecureURLs}
 	s := &Service{
 		store: store, box: box, cfg: cfg, policy: policy, client: policy.Client(cfg.Timeout), log: log, now: time.Now,
-		busy: &limiter{max: cfg.PerEndpoint, n: map[string]int{}}, inbound: map[string]InboundProvider{},
+		busy: &limiter{max: cfg.PerEndpoint, slots: map[string]chan struct{}{}}, inbound: map[string]InboundProvider{},
 	}
 	for _, p := range providers {
 		s.inbound[p.Name] = p
@@ -298,9 +298,9 @@ func (s *Service) deliver(ctx context.Context, j jobs.Job) error {
 	if w.Endpoint == nil || !w.Endpoint.Enabled {
 		return s.store.RecordAttempt(ctx, d.ID, Attempt{Number: d.Attempts + 1, At: now, Error: "the endpoint was deleted or disabled"}, Failed, nil)
 	}
-	if !s.busy.take(w.Endpoint.ID) {
-		// The endpoint already holds its share of workers (it is slow or hanging): come back
-		// soon, without counting an attempt, and leave the workers to other endpoints.
+	if !s.busy.take(ctx, w.Endpoint.ID, slotWait) {
+		// The endpoint has held its share of workers for a while (it is slow or hanging): come
+		// back soon, without counting an attempt, and leave the workers to other endpoints.
 		return jobs.Snooze(time.Duration(200+rand.IntN(300)) * time.Millisecond)
 	}
 	defer s.busy.give(w.Endpoint.ID)
@@ -420,27 +420,45 @@ func (s *Service) signingKeys(e Endpoint, now time.Time) ([][]byte, error) {
 	return keys, nil
 }
 
-// limiter counts the deliveries in flight per endpoint in this process.
+// slotWait is how long a delivery waits for its endpoint's slot before giving its worker back:
+// a fast endpoint frees one within it, a hanging one does not.
+const slotWait = 100 * time.Millisecond
+
+// limiter bounds the deliveries in flight per endpoint in this process.
 type limiter struct {
-	mu  sync.Mutex
-	max int
-	n   map[string]int
+	mu    sync.Mutex
+	max   int
+	slots map[string]chan struct{}
 }
 
-func (l *limiter) take(id string) bool {
+func (l *limiter) sem(id string) chan struct{} {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.n[id] >= l.max {
+	s, ok := l.slots[id]
+	if !ok {
+		s = make(chan struct{}, l.max)
+		l.slots[id] = s
+	}
+	return s
+}
+
+func (l *limiter) take(ctx context.Context, id string, wait time.Duration) bool {
+	s := l.sem(id)
+	select {
+	case s <- struct{}{}:
+		return true
+	default:
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case s <- struct{}{}:
+		return true
+	case <-t.C:
+		return false
+	case <-ctx.Done():
 		return false
 	}
-	l.n[id]++
-	return true
 }
 
-func (l *limiter) give(id string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.n[id]--; l.n[id] <= 0 {
-		delete(l.n, id)
-	}
-}
+func (l *limiter) give(id string) { <-l.sem(id) }

@@ -72,7 +72,7 @@ func setup(t testing.TB) *bundle {
 
 // setupLogging is setup with logs at level into w (nil: captured in bundle.logs). Benchmarks log
 // at info, as production does.
-func setupLogging(t testing.TB, w io.Writer, level slog.Level) *bundle {
+func setupLogging(t testing.TB, w io.Writer, level slog.Level, configure ...func(*suite.Config)) *bundle {
 	t.Helper()
 	ctx := context.Background()
 	hashKey := make([]byte, 32)
@@ -103,6 +103,9 @@ func setupLogging(t testing.TB, w io.Writer, level slog.Level) *bundle {
 		Timeout: 2 * time.Second, RetryWindow: time.Hour, RetryBase: 50 * time.Millisecond, RetryMax: 400 * time.Millisecond,
 		Workers: 8, PerEndpoint: 2, Lease: 5 * time.Second, Retention: 720 * time.Hour,
 		SandboxWebhookSecret: base64.StdEncoding.EncodeToString(hashKey),
+	}
+	for _, c := range configure {
+		c(&b.cfg)
 	}
 	if w == nil {
 		w = b.logs
