@@ -47,6 +47,7 @@ func (p Policy) Client(timeout time.Duration) *http.Client {
 		ExpectContinueTimeout:  time.Second,
 		MaxResponseHeaderBytes: 64 << 10,
 		MaxIdleConns:           100,
+		MaxIdleConnsPerHost:    16, // several deliveries to one receiver at once reuse their connections
 		IdleConnTimeout:        90 * time.Second,
 	}
 	return &http.Client{

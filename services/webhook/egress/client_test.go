@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -42,6 +43,21 @@ func newReceiver(tb testing.TB, tlsServer bool, handler http.HandlerFunc) *recei
 	tb.Cleanup(srv.Close)
 	r.Server = srv
 	return r
+}
+
+// hang is a handler that never answers: it returns when the client hangs up or the test ends.
+func hang(tb testing.TB) http.HandlerFunc {
+	release := make(chan struct{})
+	// Cleanups run last-registered first, so this runs before the server's Close waits on handlers.
+	tb.Cleanup(func() { close(release) })
+	return func(w http.ResponseWriter, r *http.Request) {
+		// The server notices a closed connection only once the body has been read.
+		io.Copy(io.Discard, r.Body)
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}
 }
 
 func post(tb testing.TB, c *http.Client, target string) (*http.Response, error) {
@@ -164,6 +180,7 @@ func TestClientIgnoresProxiesFromTheEnvironment(t *testing.T) {
 func TestClientRefusesTLSBelow12(t *testing.T) {
 	srv := httptest.NewUnstartedServer(http.NotFoundHandler())
 	srv.TLS = &tls.Config{MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11}
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the failed handshake is the point
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 
@@ -174,9 +191,7 @@ func TestClientRefusesTLSBelow12(t *testing.T) {
 }
 
 func TestClientGivesUpOnAReceiverThatNeverAnswers(t *testing.T) {
-	srv := newReceiver(t, false, func(w http.ResponseWriter, r *http.Request) {
-		<-r.Context().Done() // released when the client hangs up
-	})
+	srv := newReceiver(t, false, hang(t))
 	_, err := post(t, egress.Policy{AllowLoopback: true, AllowHTTP: true}.Client(100*time.Millisecond), srv.URL)
 	var ue *url.Error
 	require.ErrorAs(t, err, &ue)
@@ -186,9 +201,7 @@ func TestClientGivesUpOnAReceiverThatNeverAnswers(t *testing.T) {
 
 // The caller's context still cancels a request; the client's timeout is an upper bound, not a floor.
 func TestClientHonoursTheRequestContext(t *testing.T) {
-	srv := newReceiver(t, false, func(w http.ResponseWriter, r *http.Request) {
-		<-r.Context().Done()
-	})
+	srv := newReceiver(t, false, hang(t))
 	ctx, cancel := context.WithCancel(t.Context())
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL, strings.NewReader("{}"))
 	require.NoError(t, err)
