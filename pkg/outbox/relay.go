@@ -145,6 +145,11 @@ func (r *Relay) listenOnce(ctx context.Context, wake chan<- struct{}) error {
 	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{channel}.Sanitize()); err != nil {
 		return err
 	}
+	// Events committed while nobody listened are due too.
+	select {
+	case wake <- struct{}{}:
+	default:
+	}
 	for {
 		if _, err := conn.WaitForNotification(ctx); err != nil {
 			return errors.Join(errors.New("wait for notification"), err)

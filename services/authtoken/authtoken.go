@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"puente.dev/pkg/apierr"
+	"puente.dev/pkg/page"
 )
 
 // Client is a tenant.
@@ -88,11 +89,8 @@ type SigningKey struct {
 	PublishUntil  *time.Time
 }
 
-// Page is a position in a list: the id after which the next page starts.
-type Page struct {
-	After string
-	Limit int
-}
+// Page is where a list resumes (keyset pagination by id).
+type Page = page.Page
 
 var (
 	ErrClientNotFound    = apierr.New(apierr.NotFound, "NOT_FOUND", "client not found")

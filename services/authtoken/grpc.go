@@ -3,7 +3,6 @@ package authtoken
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"fmt"
 	"time"
 
@@ -12,10 +11,9 @@ import (
 
 	apiv1 "puente.dev/gen/go/puente/api/v1"
 	authtokenv1 "puente.dev/gen/go/puente/authtoken/v1"
-	"puente.dev/pkg/apierr"
 	"puente.dev/pkg/authn"
 	"puente.dev/pkg/caller"
-	"puente.dev/pkg/ids"
+	"puente.dev/pkg/page"
 	"puente.dev/services/authtoken/taxid"
 )
 
@@ -149,7 +147,7 @@ func (g *GRPC) GetClient(ctx context.Context, req *authtokenv1.GetClientRequest)
 }
 
 func (g *GRPC) ListClients(ctx context.Context, req *authtokenv1.ListClientsRequest) (*authtokenv1.ListClientsResponse, error) {
-	p, err := page(req.GetPageSize(), req.GetPageToken(), "cli")
+	p, err := page.Parse(req.GetPageSize(), req.GetPageToken(), "cli")
 	if err != nil {
 		return nil, err
 	}
@@ -162,7 +160,7 @@ func (g *GRPC) ListClients(ctx context.Context, req *authtokenv1.ListClientsRequ
 		resp.Clients = append(resp.Clients, clientProto(c))
 	}
 	if len(cs) == p.Limit {
-		resp.NextPageToken = pageToken(cs[len(cs)-1].ID)
+		resp.NextPageToken = page.Token(cs[len(cs)-1].ID)
 	}
 	return resp, nil
 }
@@ -266,7 +264,7 @@ func (g *GRPC) GetUser(ctx context.Context, req *authtokenv1.GetUserRequest) (*a
 
 func (g *GRPC) ListUsers(ctx context.Context, req *authtokenv1.ListUsersRequest) (*authtokenv1.ListUsersResponse, error) {
 	c := caller.From(ctx)
-	pg, err := page(req.GetPageSize(), req.GetPageToken(), "usr")
+	pg, err := page.Parse(req.GetPageSize(), req.GetPageToken(), "usr")
 	if err != nil {
 		return nil, err
 	}
@@ -288,7 +286,7 @@ func (g *GRPC) ListUsers(ctx context.Context, req *authtokenv1.ListUsersRequest)
 		resp.Users = append(resp.Users, userProto(u))
 	}
 	if len(us) == pg.Limit && len(us) > 0 {
-		resp.NextPageToken = pageToken(us[len(us)-1].ID)
+		resp.NextPageToken = page.Token(us[len(us)-1].ID)
 	}
 	return resp, nil
 }
@@ -337,24 +335,3 @@ func (g *GRPC) ExchangeLinkToken(ctx context.Context, req *authtokenv1.ExchangeL
 		Products: l.Products, Country: l.Country, Language: l.Language, RedirectUri: l.RedirectURI, ConsentId: l.ConsentID,
 	}, nil
 }
-
-// ---- pagination
-
-const defaultPageSize = 50
-
-func page(size int32, token, prefix string) (Page, error) {
-	p := Page{Limit: int(size)}
-	if p.Limit == 0 {
-		p.Limit = defaultPageSize
-	}
-	if token != "" {
-		raw, err := base64.RawURLEncoding.DecodeString(token)
-		if err != nil || !ids.Valid(prefix, string(raw)) {
-			return Page{}, apierr.Invalid("page_token", "is not a page token of this list")
-		}
-		p.After = string(raw)
-	}
-	return p, nil
-}
-
-func pageToken(lastID string) string { return base64.RawURLEncoding.EncodeToString([]byte(lastID)) }

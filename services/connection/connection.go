@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"puente.dev/pkg/apierr"
+	"puente.dev/pkg/page"
 )
 
 // AuthMechanism is how a user proves who they are to an institution.
@@ -170,11 +171,8 @@ var (
 	ErrRedirectState       = apierr.New(apierr.FailedPrecondition, "REDIRECT_STATE_INVALID", "the redirect state is invalid or was already used")
 )
 
-// Page is a position in a list: the id after which the next page starts.
-type Page struct {
-	After string
-	Limit int
-}
+// Page is where a list resumes (keyset pagination by id).
+type Page = page.Page
 
 // InstitutionFilter narrows the catalog.
 type InstitutionFilter struct {

@@ -2,15 +2,13 @@ package connection
 
 import (
 	"context"
-	"encoding/base64"
 
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	connectionv1 "puente.dev/gen/go/puente/connection/v1"
-	"puente.dev/pkg/apierr"
 	"puente.dev/pkg/caller"
-	"puente.dev/pkg/ids"
+	"puente.dev/pkg/page"
 )
 
 // GRPC serves the service's gRPC APIs: proto ⇄ domain translation only.
@@ -39,7 +37,7 @@ func (g *GRPC) Register(s grpc.ServiceRegistrar) {
 // ---- InstitutionService
 
 func (g *GRPC) ListInstitutions(ctx context.Context, req *connectionv1.ListInstitutionsRequest) (*connectionv1.ListInstitutionsResponse, error) {
-	p, err := page(req.GetPageSize(), req.GetPageToken(), "ins")
+	p, err := page.Parse(req.GetPageSize(), req.GetPageToken(), "ins")
 	if err != nil {
 		return nil, err
 	}
@@ -59,7 +57,7 @@ func (g *GRPC) ListInstitutions(ctx context.Context, req *connectionv1.ListInsti
 		resp.Institutions = append(resp.Institutions, institutionProto(in))
 	}
 	if len(ins) == p.Limit {
-		resp.NextPageToken = pageToken(ins[len(ins)-1].ID)
+		resp.NextPageToken = page.Token(ins[len(ins)-1].ID)
 	}
 	return resp, nil
 }
@@ -130,7 +128,7 @@ func (g *GRPC) GetConnection(ctx context.Context, req *connectionv1.GetConnectio
 }
 
 func (g *GRPC) ListConnections(ctx context.Context, req *connectionv1.ListConnectionsRequest) (*connectionv1.ListConnectionsResponse, error) {
-	p, err := page(req.GetPageSize(), req.GetPageToken(), "con")
+	p, err := page.Parse(req.GetPageSize(), req.GetPageToken(), "con")
 	if err != nil {
 		return nil, err
 	}
@@ -143,7 +141,7 @@ func (g *GRPC) ListConnections(ctx context.Context, req *connectionv1.ListConnec
 		resp.Connections = append(resp.Connections, connectionProto(c, nil))
 	}
 	if len(cs) == p.Limit {
-		resp.NextPageToken = pageToken(cs[len(cs)-1].ID)
+		resp.NextPageToken = page.Token(cs[len(cs)-1].ID)
 	}
 	return resp, nil
 }
@@ -264,24 +262,3 @@ func connectionProto(c Connection, steps []Step) *connectionv1.Connection {
 	}
 	return p
 }
-
-// ---- pagination
-
-const defaultPageSize = 50
-
-func page(size int32, token, prefix string) (Page, error) {
-	p := Page{Limit: int(size)}
-	if p.Limit == 0 {
-		p.Limit = defaultPageSize
-	}
-	if token != "" {
-		raw, err := base64.RawURLEncoding.DecodeString(token)
-		if err != nil || !ids.Valid(prefix, string(raw)) {
-			return Page{}, apierr.Invalid("page_token", "is not a page token of this list")
-		}
-		p.After = string(raw)
-	}
-	return p, nil
-}
-
-func pageToken(lastID string) string { return base64.RawURLEncoding.EncodeToString([]byte(lastID)) }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"puente.dev/pkg/apierr"
+	"puente.dev/pkg/page"
 )
 
 // Status is where a consent is in its life. The words are the proto's.
@@ -73,11 +74,8 @@ type HistoryEntry struct {
 	At     time.Time
 }
 
-// Page is a position in a list: the id after which the next page starts.
-type Page struct {
-	After string
-	Limit int
-}
+// Page is where a list resumes (keyset pagination by id).
+type Page = page.Page
 
 // Filter narrows a list of consents; zero fields match everything.
 type Filter struct {

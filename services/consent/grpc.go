@@ -3,7 +3,6 @@ package consent
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"fmt"
 	"time"
 
@@ -14,7 +13,7 @@ import (
 	consentv1 "puente.dev/gen/go/puente/consent/v1"
 	"puente.dev/pkg/apierr"
 	"puente.dev/pkg/caller"
-	"puente.dev/pkg/ids"
+	"puente.dev/pkg/page"
 )
 
 // GRPC serves the service's gRPC API: proto ⇄ domain translation only.
@@ -117,7 +116,7 @@ func (g *GRPC) GetConsent(ctx context.Context, req *consentv1.GetConsentRequest)
 
 // ListConsents lists consents without their history: GetConsent has it.
 func (g *GRPC) ListConsents(ctx context.Context, req *consentv1.ListConsentsRequest) (*consentv1.ListConsentsResponse, error) {
-	p, err := page(req.GetPageSize(), req.GetPageToken(), "cns")
+	p, err := page.Parse(req.GetPageSize(), req.GetPageToken(), "cns")
 	if err != nil {
 		return nil, err
 	}
@@ -137,7 +136,7 @@ func (g *GRPC) ListConsents(ctx context.Context, req *consentv1.ListConsentsRequ
 		resp.Consents = append(resp.Consents, consentProto(c, nil))
 	}
 	if len(cs) == p.Limit && len(cs) > 0 {
-		resp.NextPageToken = pageToken(cs[len(cs)-1].ID)
+		resp.NextPageToken = page.Token(cs[len(cs)-1].ID)
 	}
 	return resp, nil
 }
@@ -195,24 +194,3 @@ func timestamp(t time.Time) *timestamppb.Timestamp {
 	}
 	return timestamppb.New(t)
 }
-
-// ---- pagination
-
-const defaultPageSize = 50
-
-func page(size int32, token, prefix string) (Page, error) {
-	p := Page{Limit: int(size)}
-	if p.Limit == 0 {
-		p.Limit = defaultPageSize
-	}
-	if token != "" {
-		raw, err := base64.RawURLEncoding.DecodeString(token)
-		if err != nil || !ids.Valid(prefix, string(raw)) {
-			return Page{}, apierr.Invalid("page_token", "is not a page token of this list")
-		}
-		p.After = string(raw)
-	}
-	return p, nil
-}
-
-func pageToken(lastID string) string { return base64.RawURLEncoding.EncodeToString([]byte(lastID)) }

@@ -216,7 +216,7 @@ func (s *Store) ListEvents(ctx context.Context, clientID string, f webhook.Event
 	var exact, prefixes []string
 	for _, t := range f.Types {
 		if p, ok := strings.CutSuffix(t, "*"); ok {
-			prefixes = append(prefixes, p+"%")
+			prefixes = append(prefixes, strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`).Replace(p)+"%") // LIKE-escaped: "_" is literal
 		} else {
 			exact = append(exact, t)
 		}
@@ -273,6 +273,11 @@ func requeue(ctx context.Context, tx pgx.Tx, where string, args []any, at time.T
 	}
 	for _, d := range ds {
 		if err := enqueue(ctx, tx, d.ID); err != nil {
+			return nil, err
+		}
+		// A job still waiting for a retry of this delivery holds its unique key, so Enqueue did
+		// nothing: bring that job forward instead.
+		if _, err := tx.Exec(ctx, `UPDATE jobs SET run_at = least(run_at, now()) WHERE unique_key = $1 AND state = 'available'`, "deliver:"+d.ID); err != nil {
 			return nil, err
 		}
 	}
