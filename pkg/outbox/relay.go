@@ -65,6 +65,19 @@ func (r *Relay) RunOnce(ctx context.Context) (int, error) {
 	return n, nil
 }
 
+// KeepPublished is how long published events stay in the outbox (for an operator looking into
+// one) before Run deletes them; the webhook service's log is the record.
+const KeepPublished = 7 * 24 * time.Hour
+
+// Prune deletes events published before.
+func (r *Relay) Prune(ctx context.Context, before time.Time) (int64, error) {
+	tag, err := r.Pool.Exec(ctx, `DELETE FROM outbox WHERE published_at < $1`, before)
+	if err != nil {
+		return 0, fmt.Errorf("outbox relay: prune: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
 func (r *Relay) batch() int {
 	if r.Batch > 0 {
 		return r.Batch
@@ -86,7 +99,14 @@ func (r *Relay) Run(ctx context.Context) {
 	go r.listen(ctx, wake, log)
 	tick := time.NewTicker(poll)
 	defer tick.Stop()
+	var pruned time.Time
 	for {
+		if time.Since(pruned) > time.Hour {
+			if _, err := r.Prune(ctx, time.Now().Add(-KeepPublished)); err != nil && ctx.Err() == nil {
+				log.WarnContext(ctx, "pruning the outbox", "err", err)
+			}
+			pruned = time.Now()
+		}
 		for {
 			n, err := r.RunOnce(ctx)
 			if err != nil {

@@ -421,3 +421,24 @@ func TestRunDrainsABacklogAndStopsWithItsContext(t *testing.T) {
 		t.Fatal("Run did not return after its context ended")
 	}
 }
+
+func TestPruneDeletesOnlyEventsPublishedBefore(t *testing.T) {
+	e := setup(t)
+	for range 3 {
+		write(t, e, e.now)
+	}
+	r := &outbox.Relay{Pool: e.pool, Publish: func(context.Context, []outbox.Event) error { return nil }}
+	n, err := r.RunOnce(e.ctx)
+	require.NoError(t, err)
+	require.Equal(t, 3, n)
+	waiting := write(t, e, e.now)
+
+	gone, err := r.Prune(e.ctx, time.Now().Add(-time.Hour))
+	require.NoError(t, err)
+	require.Zero(t, gone, "recently published events stay")
+	gone, err = r.Prune(e.ctx, time.Now().Add(time.Hour))
+	require.NoError(t, err)
+	require.EqualValues(t, 3, gone)
+	require.Equal(t, []string{waiting.ID}, unpublished(t, e), "an unpublished event is never pruned")
+	require.Empty(t, published(t, e))
+}
