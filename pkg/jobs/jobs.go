@@ -134,6 +134,17 @@ func Enqueue(ctx context.Context, tx Tx, kind string, args any, opts EnqueueOpti
 	return nil
 }
 
+// Advance makes the pending job with uniqueKey due now, if it waits for later (a snooze, a
+// retry's backoff), and wakes the workers. It does nothing to a running or finished job.
+func Advance(ctx context.Context, tx Tx, uniqueKey string) error {
+	if _, err := tx.Exec(ctx, `WITH up AS (
+			UPDATE jobs SET run_at = now() WHERE unique_key = $1 AND state = 'available' AND run_at > now() RETURNING 1
+		) SELECT pg_notify(`+channelSQL+`, '') FROM up`, uniqueKey); err != nil {
+		return fmt.Errorf("jobs: advance %s: %w", uniqueKey, err)
+	}
+	return nil
+}
+
 // Cancel wraps err so that the job fails at once, without the retries it has left. A Handler
 // returns it for errors that retrying cannot fix (bad args, a refusal from upstream).
 func Cancel(err error) error { return &cancelError{err} }

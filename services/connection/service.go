@@ -94,6 +94,7 @@ func (s *Service) SyncCatalogs(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("catalog of %s: %w", name, err)
 		}
+		s.dropBadValidations(ctx, name, ins)
 		if err := s.store.SyncInstitutions(ctx, name, ins); err != nil {
 			return fmt.Errorf("catalog of %s: %w", name, err)
 		}
@@ -319,6 +320,25 @@ func (s *Service) RequireLogin(ctx context.Context, p caller.Principal, id strin
 // FireStatusEvent writes a connection.status_changed event with the current status (sandbox only).
 func (s *Service) FireStatusEvent(ctx context.Context, p caller.Principal, id string) (string, error) {
 	return s.store.FireStatusEvent(ctx, p.ClientID, id, s.now().UTC())
+}
+
+// dropBadValidations clears field validations that are not RE2 expressions (an upstream's
+// regex may use lookarounds or backreferences), saying so, so that the catalog never claims a
+// check that CheckCredentials cannot make.
+func (s *Service) dropBadValidations(ctx context.Context, provider string, ins []Institution) {
+	for i := range ins {
+		for j := range ins[i].Fields {
+			f := &ins[i].Fields[j]
+			if f.Validation == "" {
+				continue
+			}
+			if _, err := regexp.Compile(f.Validation); err != nil {
+				s.log.WarnContext(ctx, "catalog: a field's validation is not an RE2 expression; it is not checked",
+					"provider", provider, "institution", ins[i].ExternalID, "field", f.Name, "err", err)
+				f.Validation = ""
+			}
+		}
+	}
 }
 
 // CheckCredentials checks values against an institution's fields: required fields present,

@@ -266,7 +266,17 @@ func (s *Service) Handlers() map[string]jobs.Handler {
 // DeliverArgs are a delivery job's arguments.
 type DeliverArgs struct {
 	DeliveryID string `json:"delivery_id"`
+	Generation int    `json:"generation"`
 }
+
+// DeliverJobKey is the unique key of a delivery's job in one generation.
+func DeliverJobKey(deliveryID string, generation int) string {
+	return fmt.Sprintf("deliver:%s:%d", deliveryID, generation)
+}
+
+// parkedFor is how long a parked delivery sleeps before it looks for a slot again on its own,
+// should no finished attempt wake it (its endpoint's attempts ran in a process that died).
+const parkedFor = 5 * time.Minute
 
 // maxResponseBody is how much of a receiver's answer an attempt keeps.
 const maxResponseBody = 1 << 10
@@ -288,8 +298,8 @@ func (s *Service) deliver(ctx context.Context, j jobs.Job) error {
 		return err
 	}
 	d := w.Delivery
-	if d.Status != Pending {
-		return nil
+	if d.Status != Pending || d.Generation != a.Generation {
+		return nil // delivered, failed, or redelivered under a newer job
 	}
 	now := s.clock()
 	if d.NextAttemptAt != nil && d.NextAttemptAt.After(now) {
@@ -299,11 +309,26 @@ func (s *Service) deliver(ctx context.Context, j jobs.Job) error {
 		return s.store.RecordAttempt(ctx, d.ID, Attempt{Number: d.Attempts + 1, At: now, Error: "the endpoint was deleted or disabled"}, Failed, nil)
 	}
 	if !s.busy.take(ctx, w.Endpoint.ID, slotWait) {
-		// The endpoint has held its share of workers for a while (it is slow or hanging): come
-		// back soon, without counting an attempt, and leave the workers to other endpoints.
-		return jobs.Snooze(time.Duration(200+rand.IntN(300)) * time.Millisecond)
+		// The endpoint holds its share of workers (it is slow or hanging). Park: give the worker
+		// back to other endpoints and sleep until an attempt to this endpoint finishes, rather
+		// than coming back again and again, which would crowd everyone else's deliveries out.
+		if err := s.store.Park(ctx, d.ID, true); err != nil {
+			return err
+		}
+		if !s.busy.take(ctx, w.Endpoint.ID, 0) { // a slot freed while parking would wake no one
+			return jobs.Snooze(parkedFor)
+		}
+		if err := s.store.Park(ctx, d.ID, false); err != nil {
+			s.busy.give(w.Endpoint.ID)
+			return err
+		}
 	}
-	defer s.busy.give(w.Endpoint.ID)
+	defer func() {
+		s.busy.give(w.Endpoint.ID)
+		if err := s.store.Unpark(context.WithoutCancel(ctx), w.Endpoint.ID); err != nil {
+			s.log.WarnContext(ctx, "waking a parked delivery", "endpoint_id", w.Endpoint.ID, "err", err)
+		}
+	}()
 
 	attempt := s.post(ctx, w, now)
 	if attempt.StatusCode >= 200 && attempt.StatusCode < 300 {
@@ -420,9 +445,9 @@ func (s *Service) signingKeys(e Endpoint, now time.Time) ([][]byte, error) {
 	return keys, nil
 }
 
-// slotWait is how long a delivery waits for its endpoint's slot before giving its worker back:
-// a fast endpoint frees one within it, a hanging one does not.
-const slotWait = 100 * time.Millisecond
+// slotWait is how long a delivery waits for its endpoint's slot before it parks: a fast
+// endpoint frees one within it, a slow or hanging one does not.
+const slotWait = 20 * time.Millisecond
 
 // limiter bounds the deliveries in flight per endpoint in this process.
 type limiter struct {
@@ -448,6 +473,9 @@ func (l *limiter) take(ctx context.Context, id string, wait time.Duration) bool 
 	case s <- struct{}{}:
 		return true
 	default:
+	}
+	if wait <= 0 {
+		return false
 	}
 	t := time.NewTimer(wait)
 	defer t.Stop()

@@ -80,7 +80,9 @@ type Delivery struct {
 	WindowStart time.Time
 	CreatedAt   time.Time
 	DeliveredAt *time.Time
-	History     []Attempt // newest first
+	// Generation counts redeliveries; a job of an earlier generation is stale.
+	Generation int
+	History    []Attempt // newest first
 }
 
 // Attempt is one POST of a delivery.
@@ -143,6 +145,11 @@ type Store interface {
 
 	// Work reads a delivery with its event and endpoint.
 	Work(ctx context.Context, deliveryID string) (Work, error)
+	// Park marks a due delivery as waiting for one of its endpoint's slots (parked), or no
+	// longer.
+	Park(ctx context.Context, deliveryID string, parked bool) error
+	// Unpark wakes the oldest parked, due delivery of the endpoint (its job runs now).
+	Unpark(ctx context.Context, endpointID string) error
 	// RecordAttempt adds an attempt and moves the delivery to status (with nextAt when
 	// PENDING), unless it is no longer PENDING.
 	RecordAttempt(ctx context.Context, deliveryID string, a Attempt, status DeliveryStatus, nextAt *time.Time) error

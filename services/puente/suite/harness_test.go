@@ -70,19 +70,28 @@ func setup(t testing.TB) *bundle {
 	return setupLogging(t, nil, slog.LevelDebug)
 }
 
-// setupLogging is setup with logs at level into w (nil: captured in bundle.logs). Benchmarks log
-// at info, as production does.
+// setupLogging is setup with logs at level into w (nil: captured in bundle.logs), after
+// configure has changed the configuration. Benchmarks log at info, as production does.
 func setupLogging(t testing.TB, w io.Writer, level slog.Level, configure ...func(*suite.Config)) *bundle {
 	t.Helper()
-	ctx := context.Background()
+	cfg, admin := suiteConfig(t)
+	for _, c := range configure {
+		c(&cfg)
+	}
+	return startBundleLogging(t, cfg, admin, suite.Names, w, level)
+}
+
+// suiteConfig is the configuration setup uses, over a fresh database, and its admin token.
+func suiteConfig(t testing.TB) (suite.Config, string) {
+	t.Helper()
 	hashKey := make([]byte, 32)
 	rand.Read(hashKey)
-	b := &bundle{t: t, logs: &syncBuffer{}, adminToken: "padm_test_" + base64.RawURLEncoding.EncodeToString(hashKey[:24])}
-	b.cfg = suite.Config{
+	admin := "padm_test_" + base64.RawURLEncoding.EncodeToString(hashKey[:24])
+	cfg := suite.Config{
 		DatabaseURL:    pgtest.NewDatabase(t),
 		GRPCAddr:       "127.0.0.1:0",
 		HTTPAddr:       "127.0.0.1:0",
-		AdminToken:     b.adminToken,
+		AdminToken:     admin,
 		ServiceToken:   "psvc_test_" + base64.RawURLEncoding.EncodeToString(hashKey[8:32]),
 		MigrateOnStart: true,
 		DrainTimeout:   5 * time.Second,
@@ -94,27 +103,37 @@ func setupLogging(t testing.TB, w io.Writer, level slog.Level, configure ...func
 			EncryptionKeys: secretbox.NewKeySpec("t1"),
 		},
 	}
-	b.cfg.Consent = consent.Config{EncryptionKeys: b.cfg.Authtoken.EncryptionKeys}
-	b.cfg.Connection = connection.Config{EncryptionKeys: b.cfg.Authtoken.EncryptionKeys, HashKey: b.cfg.Authtoken.HashKey,
+	cfg.Consent = consent.Config{EncryptionKeys: cfg.Authtoken.EncryptionKeys}
+	cfg.Connection = connection.Config{EncryptionKeys: cfg.Authtoken.EncryptionKeys, HashKey: cfg.Authtoken.HashKey,
 		PublicURL: "http://puente.test", Sandbox: true, Workers: 4}
-	b.cfg.Gateway.AllowedOrigins = []string{"https://app.example"}
-	b.cfg.Webhook = webhook.Config{
-		EncryptionKeys: b.cfg.Authtoken.EncryptionKeys, AllowInsecureURLs: true,
+	cfg.Gateway.AllowedOrigins = []string{"https://app.example"}
+	cfg.Webhook = webhook.Config{
+		EncryptionKeys: cfg.Authtoken.EncryptionKeys, AllowInsecureURLs: true,
 		Timeout: 2 * time.Second, RetryWindow: time.Hour, RetryBase: 50 * time.Millisecond, RetryMax: 400 * time.Millisecond,
 		Workers: 8, PerEndpoint: 2, Lease: 5 * time.Second, Retention: 720 * time.Hour,
 		SandboxWebhookSecret: base64.StdEncoding.EncodeToString(hashKey),
 	}
-	for _, c := range configure {
-		c(&b.cfg)
-	}
+	return cfg, admin
+}
+
+// startBundle starts services with cfg, logging at debug into bundle.logs.
+func startBundle(t testing.TB, cfg suite.Config, admin string, services []string) *bundle {
+	t.Helper()
+	return startBundleLogging(t, cfg, admin, services, nil, slog.LevelDebug)
+}
+
+func startBundleLogging(t testing.TB, cfg suite.Config, admin string, services []string, w io.Writer, level slog.Level) *bundle {
+	t.Helper()
+	b := &bundle{t: t, cfg: cfg, logs: &syncBuffer{}, adminToken: admin}
 	if w == nil {
 		w = b.logs
 	}
-	log := telemetry.NewLogger(w, level, false)
-	s, err := suite.Start(ctx, b.cfg, suite.Names, log)
+	s, err := suite.Start(context.Background(), cfg, services, telemetry.NewLogger(w, level, false))
 	require.NoError(t, err)
 	b.suite = s
-	b.rest = "http://" + s.HTTPAddr()
+	if s.HTTPAddr() != "" {
+		b.rest = "http://" + s.HTTPAddr()
+	}
 	b.conn = dial(t, s.GRPCAddr())
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -197,12 +197,12 @@ func addDelivery(ctx context.Context, tx pgx.Tx, id, clientID, eventID, endpoint
 		VALUES ($1, $2, $3, $4, 'PENDING', $5, $5, $5)`, id, clientID, eventID, endpointID, at); err != nil {
 		return fmt.Errorf("insert delivery: %w", err)
 	}
-	return enqueue(ctx, tx, id)
+	return enqueue(ctx, tx, id, 0)
 }
 
-func enqueue(ctx context.Context, tx pgx.Tx, deliveryID string) error {
-	return jobs.Enqueue(ctx, tx, webhook.JobDeliver, webhook.DeliverArgs{DeliveryID: deliveryID},
-		jobs.EnqueueOptions{UniqueKey: "deliver:" + deliveryID, MaxAttempts: jobs.DefaultMaxAttempts})
+func enqueue(ctx context.Context, tx pgx.Tx, deliveryID string, generation int) error {
+	return jobs.Enqueue(ctx, tx, webhook.JobDeliver, webhook.DeliverArgs{DeliveryID: deliveryID, Generation: generation},
+		jobs.EnqueueOptions{UniqueKey: webhook.DeliverJobKey(deliveryID, generation), MaxAttempts: jobs.DefaultMaxAttempts})
 }
 
 const eventColumns = `id, seq, client_id, type, version, created_at, flow_id, data`
@@ -249,21 +249,23 @@ func (s *Store) GetEvent(ctx context.Context, clientID, id string) (webhook.Even
 
 // ---- deliveries
 
-const deliveryColumns = `d.id, d.client_id, d.event_id, d.endpoint_id, d.status, d.attempts, d.next_attempt_at, d.window_start, d.created_at, d.delivered_at`
+const deliveryColumns = `d.id, d.client_id, d.event_id, d.endpoint_id, d.status, d.attempts, d.next_attempt_at, d.window_start, d.created_at,
+	d.delivered_at, d.generation`
 
 func scanDelivery(row pgx.Row, extra ...any) (d webhook.Delivery, err error) {
 	var status string
 	err = row.Scan(append([]any{&d.ID, &d.ClientID, &d.EventID, &d.EndpointID, &status, &d.Attempts, &d.NextAttemptAt, &d.WindowStart,
-		&d.CreatedAt, &d.DeliveredAt}, extra...)...)
+		&d.CreatedAt, &d.DeliveredAt, &d.Generation}, extra...)...)
 	d.Status = webhook.DeliveryStatus(status)
 	return d, err
 }
 
-// requeue puts deliveries back to PENDING with a fresh retry window, and queues their jobs.
+// requeue puts deliveries back to PENDING with a fresh retry window, in a new generation with a
+// job of its own (an earlier generation's job, waiting or running, then ends without posting).
 func requeue(ctx context.Context, tx pgx.Tx, where string, args []any, at time.Time) ([]webhook.Delivery, error) {
 	n := len(args) + 1
 	rows, err := tx.Query(ctx, `UPDATE deliveries d SET status = 'PENDING', window_start = $`+fmt.Sprint(n)+`, next_attempt_at = $`+fmt.Sprint(n)+`,
-		delivered_at = NULL WHERE `+where+` RETURNING `+deliveryColumns, append(args, at)...)
+		delivered_at = NULL, generation = generation + 1, parked = false WHERE `+where+` RETURNING `+deliveryColumns, append(args, at)...)
 	if err != nil {
 		return nil, err
 	}
@@ -272,12 +274,7 @@ func requeue(ctx context.Context, tx pgx.Tx, where string, args []any, at time.T
 		return nil, err
 	}
 	for _, d := range ds {
-		if err := enqueue(ctx, tx, d.ID); err != nil {
-			return nil, err
-		}
-		// A job still waiting for a retry of this delivery holds its unique key, so Enqueue did
-		// nothing: bring that job forward instead.
-		if _, err := tx.Exec(ctx, `UPDATE jobs SET run_at = least(run_at, now()) WHERE unique_key = $1 AND state = 'available'`, "deliver:"+d.ID); err != nil {
+		if err := enqueue(ctx, tx, d.ID, d.Generation); err != nil {
 			return nil, err
 		}
 	}
@@ -385,13 +382,41 @@ func (s *Store) Work(ctx context.Context, deliveryID string) (webhook.Work, erro
 	return w, nil
 }
 
+func (s *Store) Park(ctx context.Context, deliveryID string, parked bool) error {
+	_, err := s.pool.Exec(ctx, `UPDATE deliveries SET parked = $2 WHERE id = $1 AND status = 'PENDING'`, deliveryID, parked)
+	return err
+}
+
+func (s *Store) Unpark(ctx context.Context, endpointID string) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var id string
+		var generation int
+		// Only a delivery whose job is waiting (not one already running again) is worth a wake-up;
+		// the join builds webhook.DeliverJobKey in SQL.
+		err := tx.QueryRow(ctx, `UPDATE deliveries SET parked = false WHERE id = (
+				SELECT d.id FROM deliveries d
+				JOIN jobs j ON j.unique_key = 'deliver:' || d.id || ':' || d.generation AND j.state = 'available'
+				WHERE d.endpoint_id = $1 AND d.parked AND d.status = 'PENDING' AND d.next_attempt_at <= now()
+				ORDER BY d.next_attempt_at, d.id LIMIT 1 FOR UPDATE OF d SKIP LOCKED
+			) RETURNING id, generation`, endpointID).Scan(&id, &generation)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return jobs.Advance(ctx, tx, webhook.DeliverJobKey(id, generation))
+	})
+}
+
 func (s *Store) RecordAttempt(ctx context.Context, deliveryID string, a webhook.Attempt, status webhook.DeliveryStatus, nextAt *time.Time) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var delivered *time.Time
 		if status == webhook.Delivered {
 			delivered = &a.At
 		}
-		tag, err := tx.Exec(ctx, `UPDATE deliveries SET status = $2, attempts = greatest(attempts, $3), next_attempt_at = $4, delivered_at = $5
+		tag, err := tx.Exec(ctx, `UPDATE deliveries SET status = $2, attempts = greatest(attempts, $3), next_attempt_at = $4, delivered_at = $5,
+				parked = false
 			WHERE id = $1 AND status = 'PENDING'`, deliveryID, string(status), a.Number, nextAt, delivered)
 		if err != nil || tag.RowsAffected() == 0 {
 			return err

@@ -46,8 +46,15 @@ CREATE TABLE deliveries (
     window_start    timestamptz NOT NULL,
     created_at      timestamptz NOT NULL,
     delivered_at    timestamptz,
+    -- generation counts redeliveries: each has its own job, and a job of an earlier one ends
+    -- without posting.
+    generation      int NOT NULL DEFAULT 0,
+    -- parked: due, but waiting for one of its endpoint's slots (the endpoint is slow); a
+    -- finished attempt to the endpoint wakes the oldest parked delivery.
+    parked          boolean NOT NULL DEFAULT false,
     UNIQUE (event_id, endpoint_id)
 );
+CREATE INDEX deliveries_parked ON deliveries (endpoint_id, next_attempt_at, id) WHERE parked;
 CREATE INDEX deliveries_client ON deliveries (client_id, id);
 CREATE INDEX deliveries_endpoint ON deliveries (endpoint_id, status, created_at);
 
