@@ -47,6 +47,7 @@ type Service struct {
 	// institutions caches the catalog by id (it changes only when SyncCatalogs runs), so that a
 	// job holding a connection's row lock needs no second database connection.
 	institutions sync.Map
+	patterns     sync.Map // field validation → *regexp.Regexp
 }
 
 // RedirectTimeout is how long a connection waits for its user to come back from a redirect.
@@ -229,7 +230,7 @@ func (s *Service) CreateConnection(ctx context.Context, p caller.Principal, n Ne
 		}
 		return c, []Step{step}, nil
 	}
-	if err := CheckCredentials(in.Fields, n.Credentials); err != nil {
+	if err := checkCredentials(in.Fields, n.Credentials, s.compiled); err != nil {
 		return Connection{}, nil, err
 	}
 	c.UsernameHint = usernameHint(in.Fields, n.Credentials)
@@ -341,9 +342,27 @@ func (s *Service) dropBadValidations(ctx context.Context, provider string, ins [
 	}
 }
 
+// compiled returns a field validation compiled, from the service's cache: a catalog has few,
+// and every connection checks them.
+func (s *Service) compiled(pattern string) (*regexp.Regexp, error) {
+	if re, ok := s.patterns.Load(pattern); ok {
+		return re.(*regexp.Regexp), nil
+	}
+	re, err := regexp.Compile(pattern)
+	if err != nil {
+		return nil, err
+	}
+	s.patterns.Store(pattern, re)
+	return re, nil
+}
+
 // CheckCredentials checks values against an institution's fields: required fields present,
 // values matching the field's validation and options, no unknown field.
 func CheckCredentials(fields []CredentialField, values map[string]string) error {
+	return checkCredentials(fields, values, regexp.Compile)
+}
+
+func checkCredentials(fields []CredentialField, values map[string]string, compile func(string) (*regexp.Regexp, error)) error {
 	known := map[string]CredentialField{}
 	for _, f := range fields {
 		known[f.Name] = f
@@ -370,7 +389,7 @@ func CheckCredentials(fields []CredentialField, values map[string]string) error 
 		case f.Type == Select && !slices.ContainsFunc(f.Options, func(o Option) bool { return o.Value == v }):
 			return apierr.Invalid(field, "is not one of the field's options")
 		case f.Validation != "":
-			re, err := regexp.Compile(f.Validation)
+			re, err := compile(f.Validation)
 			if err == nil && !re.MatchString(v) {
 				return apierr.Invalid(field, "does not match the format the institution expects")
 			}
@@ -500,7 +519,7 @@ func (s *Service) Reauthenticate(ctx context.Context, p caller.Principal, id str
 	}
 	var sealed []byte
 	if len(creds) > 0 {
-		if err := CheckCredentials(in.Fields, creds); err != nil {
+		if err := checkCredentials(in.Fields, creds, s.compiled); err != nil {
 			return Connection{}, err
 		}
 		if sealed, err = s.sealCredentials(id, creds); err != nil {
