@@ -441,6 +441,13 @@ func checkOrigin(raw string) (string, error) {
 		return "", fmt.Errorf("must be an origin without path, query or user information: scheme://host[:port]")
 	}
 	scheme, host := strings.ToLower(u.Scheme), strings.ToLower(u.Host)
+	// Browsers leave the scheme's default port out of Origin.
+	if p := u.Port(); (scheme == "https" && p == "443") || (scheme == "http" && p == "80") {
+		host = strings.ToLower(u.Hostname())
+		if strings.Contains(host, ":") {
+			host = "[" + host + "]"
+		}
+	}
 	switch scheme {
 	case "https":
 	case "http":

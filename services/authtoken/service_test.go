@@ -291,6 +291,7 @@ func TestCreateClientEnvironmentAndOrigins(t *testing.T) {
 		}{
 			{"https://App.Example", "https://app.example"},
 			{"https://app.example:8443/", "https://app.example:8443"},
+			{"https://app.example:443", "https://app.example"},
 			{"http://localhost:3000", "http://localhost:3000"},
 			{"http://app.example", ""},
 			{"https://app.example/path", ""},

@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -91,6 +92,12 @@ func (s *Service) openSecret(endpointID string, sealed []byte) (string, error) {
 
 var errRequestIDReused = apierr.Invalid("request_id", "was used for another endpoint; use a new request_id")
 
+// MaxEndpoints is how many webhook endpoints a client may have.
+const MaxEndpoints = 20
+
+// ReplayWindow is how long a create's request_id shows the endpoint's secret again.
+const ReplayWindow = 24 * time.Hour
+
 // CreateEndpoint registers a URL and returns it with its secret. A repeated request_id returns
 // the endpoint it created, with its current secret.
 func (s *Service) CreateEndpoint(ctx context.Context, p caller.Principal, n NewEndpoint) (Endpoint, string, error) {
@@ -107,13 +114,18 @@ func (s *Service) CreateEndpoint(ctx context.Context, p caller.Principal, n NewE
 		Description: n.Description, RequestID: n.RequestID, CreatedAt: now, UpdatedAt: now,
 	}
 	e.Secret = s.sealSecret(e.ID, secret)
-	got, err := s.store.CreateEndpoint(ctx, e)
+	got, err := s.store.CreateEndpoint(ctx, e, MaxEndpoints)
 	if err != nil {
 		return Endpoint{}, "", err
 	}
 	if got.ID != e.ID { // a replay
 		if got.URL != n.URL || !slices.Equal(got.EventTypes, n.EventTypes) || got.Description != n.Description {
 			return Endpoint{}, "", errRequestIDReused
+		}
+		// The secret is shown again only to a retry of the create itself: not once it was
+		// rotated (the caller has the new one), nor a day later.
+		if got.PreviousSecret != nil || now.Sub(got.CreatedAt) > ReplayWindow {
+			return got, "", nil
 		}
 		if secret, err = s.openSecret(got.ID, got.Secret); err != nil {
 			return Endpoint{}, "", fmt.Errorf("open endpoint secret: %w", err)
@@ -231,8 +243,12 @@ func (s *Service) RedeliverEvent(ctx context.Context, p caller.Principal, eventI
 }
 
 func (s *Service) RedeliverFailed(ctx context.Context, p caller.Principal, endpointID string, since time.Time) (int64, error) {
-	if _, err := s.store.GetEndpoint(ctx, p.ClientID, endpointID); err != nil {
+	e, err := s.store.GetEndpoint(ctx, p.ClientID, endpointID)
+	if err != nil {
 		return 0, err
+	}
+	if !e.Enabled {
+		return 0, ErrEndpointDisabled
 	}
 	return s.store.RedeliverFailed(ctx, p.ClientID, endpointID, since, s.clock())
 }
@@ -306,19 +322,20 @@ func (s *Service) deliver(ctx context.Context, j jobs.Job) error {
 		return jobs.Snooze(d.NextAttemptAt.Sub(now))
 	}
 	if w.Endpoint == nil || !w.Endpoint.Enabled {
-		return s.store.RecordAttempt(ctx, d.ID, Attempt{Number: d.Attempts + 1, At: now, Error: "the endpoint was deleted or disabled"}, Failed, nil)
+		return s.store.RecordAttempt(ctx, d.ID, d.Generation, Attempt{Number: d.Attempts + 1, At: now, Error: "the endpoint was deleted or disabled"}, Failed, nil)
 	}
 	if !s.busy.take(ctx, w.Endpoint.ID, slotWait) {
 		// The endpoint holds its share of workers (it is slow or hanging). Park: give the worker
 		// back to other endpoints and sleep until an attempt to this endpoint finishes, rather
 		// than coming back again and again, which would crowd everyone else's deliveries out.
-		if err := s.store.Park(ctx, d.ID, true); err != nil {
+		if err := s.store.Park(ctx, d.ID, d.Generation, true); err != nil {
 			return err
 		}
 		if !s.busy.take(ctx, w.Endpoint.ID, 0) { // a slot freed while parking would wake no one
-			return jobs.Snooze(parkedFor)
+			// Jittered, so that a backlog that no attempt wakes does not wake all at once.
+			return jobs.Snooze(parkedFor + rand.N(parkedFor/2))
 		}
-		if err := s.store.Park(ctx, d.ID, false); err != nil {
+		if err := s.store.Park(ctx, d.ID, d.Generation, false); err != nil {
 			s.busy.give(w.Endpoint.ID)
 			return err
 		}
@@ -332,18 +349,18 @@ func (s *Service) deliver(ctx context.Context, j jobs.Job) error {
 
 	attempt := s.post(ctx, w, now)
 	if attempt.StatusCode >= 200 && attempt.StatusCode < 300 {
-		return s.store.RecordAttempt(ctx, d.ID, attempt, Delivered, nil)
+		return s.store.RecordAttempt(ctx, d.ID, d.Generation, attempt, Delivered, nil)
 	}
 	if ctx.Err() != nil {
 		// Shutting down mid-post: the job runs again (a crash would do the same).
 		return ctx.Err()
 	}
-	delay := s.backoff(attempt.Number)
+	delay := s.backoff(attempt.Number - d.WindowAttempts)
 	next := attempt.At.Add(delay)
 	if next.After(d.WindowStart.Add(s.cfg.RetryWindow)) {
-		return s.store.RecordAttempt(ctx, d.ID, attempt, Failed, nil)
+		return s.store.RecordAttempt(ctx, d.ID, d.Generation, attempt, Failed, nil)
 	}
-	if err := s.store.RecordAttempt(ctx, d.ID, attempt, Pending, &next); err != nil {
+	if err := s.store.RecordAttempt(ctx, d.ID, d.Generation, attempt, Pending, &next); err != nil {
 		return err
 	}
 	return jobs.Snooze(next.Sub(s.clock()))
@@ -396,11 +413,16 @@ func (s *Service) post(ctx context.Context, w Work, now time.Time) Attempt {
 	head, _ := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // lets the connection be reused
 	a.Latency = time.Since(start)
-	a.StatusCode, a.ResponseBody = resp.StatusCode, string(bytes.ToValidUTF8(head, nil))
+	a.StatusCode, a.ResponseBody = resp.StatusCode, storable(head)
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		a.Error = fmt.Sprintf("the endpoint answered %d", resp.StatusCode)
 	}
 	return a
+}
+
+// storable is text Postgres takes: valid UTF-8 without NUL bytes, whatever a receiver answered.
+func storable(b []byte) string {
+	return strings.ReplaceAll(string(bytes.ToValidUTF8(b, []byte("\uFFFD"))), "\x00", "\uFFFD")
 }
 
 // attemptError says why no response came back, without the URL (it may carry a token).
@@ -415,7 +437,7 @@ func attemptError(err error) string {
 	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
 		return "timed out"
 	}
-	return err.Error()
+	return storable([]byte(err.Error()))
 }
 
 func isTimeout(err error) bool {

@@ -76,10 +76,12 @@ type Delivery struct {
 	Status        DeliveryStatus
 	Attempts      int
 	NextAttemptAt *time.Time
-	// WindowStart is when the current run of retries began (creation, or a redelivery).
-	WindowStart time.Time
-	CreatedAt   time.Time
-	DeliveredAt *time.Time
+	// WindowStart is when the current run of retries began (creation, or a redelivery), and
+	// WindowAttempts how many attempts came before it.
+	WindowStart    time.Time
+	WindowAttempts int
+	CreatedAt      time.Time
+	DeliveredAt    *time.Time
 	// Generation counts redeliveries; a job of an earlier generation is stale.
 	Generation int
 	History    []Attempt // newest first
@@ -120,7 +122,9 @@ type DeliveryFilter struct {
 // Store keeps endpoints, the event log and deliveries. Methods taking a client id never see
 // another client's rows: a foreign id reads as not found.
 type Store interface {
-	CreateEndpoint(ctx context.Context, e Endpoint) (Endpoint, error)
+	// CreateEndpoint stores e, unless the client already has limit endpoints
+	// (ErrEndpointLimit); a create whose (client, request id) is taken returns that endpoint.
+	CreateEndpoint(ctx context.Context, e Endpoint, limit int) (Endpoint, error)
 	GetEndpoint(ctx context.Context, clientID, id string) (Endpoint, error)
 	ListEndpoints(ctx context.Context, clientID string, p page.Page) ([]Endpoint, error)
 	// UpdateEndpoint locks the endpoint and lets fn change it; pending deliveries of an endpoint
@@ -137,22 +141,24 @@ type Store interface {
 	GetEvent(ctx context.Context, clientID, id string) (Event, error)
 
 	// Redeliver queues an event again to one endpoint (endpointID) or to every endpoint it had a
-	// delivery to, restarting their retry windows.
+	// delivery to, restarting their retry windows, whatever their status (a PENDING one waiting
+	// for a retry is tried now).
 	Redeliver(ctx context.Context, clientID, eventID, endpointID string, at time.Time) ([]Delivery, error)
-	// RedeliverFailed queues again the FAILED deliveries of an endpoint created since.
+	// RedeliverFailed queues again the FAILED deliveries of an endpoint created since, at most
+	// MaxRedeliver of them per call (the oldest first).
 	RedeliverFailed(ctx context.Context, clientID, endpointID string, since, at time.Time) (int64, error)
 	ListDeliveries(ctx context.Context, clientID string, f DeliveryFilter, p page.Page) ([]Delivery, error)
 
 	// Work reads a delivery with its event and endpoint.
 	Work(ctx context.Context, deliveryID string) (Work, error)
-	// Park marks a due delivery as waiting for one of its endpoint's slots (parked), or no
-	// longer.
-	Park(ctx context.Context, deliveryID string, parked bool) error
+	// Park marks a due delivery of generation as waiting for one of its endpoint's slots
+	// (parked), or no longer.
+	Park(ctx context.Context, deliveryID string, generation int, parked bool) error
 	// Unpark wakes the oldest parked, due delivery of the endpoint (its job runs now).
 	Unpark(ctx context.Context, endpointID string) error
 	// RecordAttempt adds an attempt and moves the delivery to status (with nextAt when
-	// PENDING), unless it is no longer PENDING.
-	RecordAttempt(ctx context.Context, deliveryID string, a Attempt, status DeliveryStatus, nextAt *time.Time) error
+	// PENDING), unless it is no longer PENDING in that generation (a redelivery started since).
+	RecordAttempt(ctx context.Context, deliveryID string, generation int, a Attempt, status DeliveryStatus, nextAt *time.Time) error
 	// Prune deletes events created before (and their deliveries), and inbound webhooks received
 	// before.
 	Prune(ctx context.Context, before time.Time) (int64, error)
@@ -169,4 +175,7 @@ var (
 	ErrEventNotFound    = apierr.New(apierr.NotFound, "NOT_FOUND", "event not found")
 	ErrDeliveryNotFound = apierr.New(apierr.NotFound, "NOT_FOUND", "delivery not found")
 	ErrEndpointDisabled = apierr.New(apierr.FailedPrecondition, "ENDPOINT_DISABLED", "the webhook endpoint is disabled")
+	ErrEndpointLimit    = apierr.New(apierr.FailedPrecondition, "ENDPOINT_LIMIT", "a client has at most 20 webhook endpoints; delete one first")
+	// MaxRedeliver is how many deliveries one RedeliverFailed queues again; call it again for more.
+	MaxRedeliver = 1000
 )

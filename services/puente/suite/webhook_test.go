@@ -245,3 +245,25 @@ func TestInboundWebhooksAreVerifiedRecordedOnceAndRouted(t *testing.T) {
 		return routed
 	}, 10*time.Second, 20*time.Millisecond, "the recorded webhook is routed in the background")
 }
+
+func TestAReceiverAnsweringBinaryIsRecordedAndDelivered(t *testing.T) {
+	b := setup(t)
+	c := b.newClient("acme")
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("ok\x00\xff\xfe done"))
+	}))
+	t.Cleanup(srv.Close)
+	id, _ := b.newEndpoint(c.Token, srv.URL)
+	r := b.do(http.MethodPost, "/v1/webhook-endpoints/"+id+":test", c.Token, map[string]any{})
+	require.Equal(t, http.StatusOK, r.Status, r.Raw)
+	evt := str(r.JSON, "event", "id")
+	require.Eventually(t, func() bool {
+		ds := b.do(http.MethodGet, "/v1/deliveries?event_id="+evt, c.Token, nil).JSON["deliveries"]
+		list, _ := ds.([]any)
+		return len(list) == 1 && list[0].(map[string]any)["status"] == "DELIVERY_STATUS_DELIVERED"
+	}, 10*time.Second, 20*time.Millisecond, "an answer Postgres cannot store as text is cleaned, not a reason to post again")
+	ds := b.do(http.MethodGet, "/v1/deliveries?event_id="+evt, c.Token, nil).JSON["deliveries"].([]any)
+	attempts := ds[0].(map[string]any)["attempts"].([]any)
+	require.Len(t, attempts, 1, "posted once")
+	require.Equal(t, "ok\uFFFD\uFFFD done", attempts[0].(map[string]any)["response_body"])
+}

@@ -6,6 +6,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -43,8 +44,9 @@ type Scheme interface {
 const DefaultTolerance = 5 * time.Minute
 
 // Sandbox is the Sandbox provider's scheme, the model the real ones follow:
-// sandbox-timestamp: <unix seconds>, sandbox-webhook-id: <id>, sandbox-event: <type>,
-// sandbox-signature: <lowercase hex HMAC-SHA256(key, "<id>.<timestamp>.<body>")>.
+// sandbox-timestamp: <unix seconds>, sandbox-webhook-id: <id>,
+// sandbox-signature: <lowercase hex HMAC-SHA256(key, "<id>.<timestamp>.<body>")>; the event type
+// is the body's "type", so that it is signed too.
 type Sandbox struct {
 	Key       []byte
 	Tolerance time.Duration // zero: DefaultTolerance
@@ -66,7 +68,11 @@ func (s Sandbox) Verify(h Headers, body []byte, now time.Time) (Verified, error)
 	if !hmac.Equal([]byte(sig), []byte(want)) {
 		return Verified{}, fmt.Errorf("%w: sandbox-signature does not match", ErrSignature)
 	}
-	return Verified{ID: id, Type: h["sandbox-event"], SignedAt: at}, nil
+	var typed struct {
+		Type string `json:"type"`
+	}
+	_ = json.Unmarshal(body, &typed) // a body without a type has none
+	return Verified{ID: id, Type: typed.Type, SignedAt: at}, nil
 }
 
 // checkTimestamp parses unix seconds and refuses them outside tolerance of now.

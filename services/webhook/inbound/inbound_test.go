@@ -23,8 +23,8 @@ func TestSandboxScheme(t *testing.T) {
 	key := []byte("0123456789abcdef0123456789abcdef")
 	now := time.Unix(1_800_000_000, 0)
 	ts := strconv.FormatInt(now.Unix(), 10)
-	body := `{"connection":"x"}`
-	good := inbound.Headers{"sandbox-webhook-id": "wh_1", "sandbox-timestamp": ts, "sandbox-event": "login.done", "sandbox-signature": sign(key, "wh_1", ts, body)}
+	body := `{"type":"login.done","connection":"x"}`
+	good := inbound.Headers{"sandbox-webhook-id": "wh_1", "sandbox-timestamp": ts, "sandbox-signature": sign(key, "wh_1", ts, body)}
 	s := inbound.Sandbox{Key: key}
 
 	v, err := s.Verify(good, []byte(body), now)
@@ -45,7 +45,7 @@ func TestSandboxScheme(t *testing.T) {
 		now  time.Time
 		want error
 	}{
-		"a changed body":                   {good, `{"connection":"y"}`, now, inbound.ErrSignature},
+		"a changed body":                   {good, `{"type":"login.failed","connection":"x"}`, now, inbound.ErrSignature},
 		"another id under the signature":   {with("sandbox-webhook-id", "wh_2"), body, now, inbound.ErrSignature},
 		"another key":                      {with("sandbox-signature", sign([]byte("other"), "wh_1", ts, body)), body, now, inbound.ErrSignature},
 		"no signature":                     {with("sandbox-signature", ""), body, now, inbound.ErrSignature},

@@ -70,19 +70,22 @@ func scanEndpoint(row pgx.Row) (e webhook.Endpoint, err error) {
 	return e, err
 }
 
-func (s *Store) CreateEndpoint(ctx context.Context, e webhook.Endpoint) (webhook.Endpoint, error) {
+func (s *Store) CreateEndpoint(ctx context.Context, e webhook.Endpoint, limit int) (webhook.Endpoint, error) {
 	types := e.EventTypes
 	if types == nil {
 		types = []string{}
 	}
 	out, err := scanEndpoint(s.pool.QueryRow(ctx, `INSERT INTO endpoints (id, client_id, url, event_types, enabled, description, request_id, secret, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, nullif($7, ''), $8, $9, $10)
+		SELECT $1, $2, $3, $4, $5, $6, nullif($7, ''), $8, $9, $10
+		WHERE (SELECT count(*) FROM endpoints WHERE client_id = $2) < $11
 		ON CONFLICT (client_id, request_id) WHERE request_id IS NOT NULL DO NOTHING
-		RETURNING `+endpointColumns, e.ID, e.ClientID, e.URL, types, e.Enabled, e.Description, e.RequestID, e.Secret, e.CreatedAt, e.UpdatedAt))
-	if errors.Is(err, pgx.ErrNoRows) { // a replay of request_id
-		return scanEndpoint(s.pool.QueryRow(ctx, `SELECT `+endpointColumns+` FROM endpoints WHERE client_id = $1 AND request_id = $2`, e.ClientID, e.RequestID))
+		RETURNING `+endpointColumns, e.ID, e.ClientID, e.URL, types, e.Enabled, e.Description, e.RequestID, e.Secret, e.CreatedAt, e.UpdatedAt, limit))
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return out, err
 	}
-	return out, err
+	// Nothing inserted: a replay of request_id, or the limit.
+	out, err = scanEndpoint(s.pool.QueryRow(ctx, `SELECT `+endpointColumns+` FROM endpoints WHERE client_id = $1 AND request_id = nullif($2, '')`, e.ClientID, e.RequestID))
+	return out, notFound(err, webhook.ErrEndpointLimit)
 }
 
 func (s *Store) GetEndpoint(ctx context.Context, clientID, id string) (webhook.Endpoint, error) {
@@ -99,7 +102,7 @@ func (s *Store) ListEndpoints(ctx context.Context, clientID string, p page.Page)
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (webhook.Endpoint, error) { return scanEndpoint(r) })
 }
 
-const failPending = `UPDATE deliveries SET status = 'FAILED', next_attempt_at = NULL WHERE endpoint_id = $1 AND status = 'PENDING'`
+const failPending = `UPDATE deliveries SET status = 'FAILED', next_attempt_at = NULL, parked = false WHERE endpoint_id = $1 AND status = 'PENDING'`
 
 func (s *Store) UpdateEndpoint(ctx context.Context, clientID, id string, at time.Time, fn func(*webhook.Endpoint) error) (out webhook.Endpoint, err error) {
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -250,12 +253,12 @@ func (s *Store) GetEvent(ctx context.Context, clientID, id string) (webhook.Even
 // ---- deliveries
 
 const deliveryColumns = `d.id, d.client_id, d.event_id, d.endpoint_id, d.status, d.attempts, d.next_attempt_at, d.window_start, d.created_at,
-	d.delivered_at, d.generation`
+	d.delivered_at, d.generation, d.window_attempts`
 
 func scanDelivery(row pgx.Row, extra ...any) (d webhook.Delivery, err error) {
 	var status string
 	err = row.Scan(append([]any{&d.ID, &d.ClientID, &d.EventID, &d.EndpointID, &status, &d.Attempts, &d.NextAttemptAt, &d.WindowStart,
-		&d.CreatedAt, &d.DeliveredAt, &d.Generation}, extra...)...)
+		&d.CreatedAt, &d.DeliveredAt, &d.Generation, &d.WindowAttempts}, extra...)...)
 	d.Status = webhook.DeliveryStatus(status)
 	return d, err
 }
@@ -265,7 +268,7 @@ func scanDelivery(row pgx.Row, extra ...any) (d webhook.Delivery, err error) {
 func requeue(ctx context.Context, tx pgx.Tx, where string, args []any, at time.Time) ([]webhook.Delivery, error) {
 	n := len(args) + 1
 	rows, err := tx.Query(ctx, `UPDATE deliveries d SET status = 'PENDING', window_start = $`+fmt.Sprint(n)+`, next_attempt_at = $`+fmt.Sprint(n)+`,
-		delivered_at = NULL, generation = generation + 1, parked = false WHERE `+where+` RETURNING `+deliveryColumns, append(args, at)...)
+		delivered_at = NULL, generation = generation + 1, parked = false, window_attempts = attempts WHERE `+where+` RETURNING `+deliveryColumns, append(args, at)...)
 	if err != nil {
 		return nil, err
 	}
@@ -306,7 +309,7 @@ func (s *Store) Redeliver(ctx context.Context, clientID, eventID, endpointID str
 				return err
 			}
 		}
-		out, err = requeue(ctx, tx, `d.client_id = $1 AND d.event_id = $2 AND ($3 = '' OR d.endpoint_id = $3) AND d.status <> 'PENDING'
+		out, err = requeue(ctx, tx, `d.client_id = $1 AND d.event_id = $2 AND ($3 = '' OR d.endpoint_id = $3)
 			AND d.endpoint_id IN (SELECT id FROM endpoints WHERE enabled)`, []any{clientID, eventID, endpointID}, at)
 		return err
 	})
@@ -315,7 +318,8 @@ func (s *Store) Redeliver(ctx context.Context, clientID, eventID, endpointID str
 
 func (s *Store) RedeliverFailed(ctx context.Context, clientID, endpointID string, since, at time.Time) (n int64, err error) {
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		ds, err := requeue(ctx, tx, `d.client_id = $1 AND d.endpoint_id = $2 AND d.status = 'FAILED' AND d.created_at >= $3
+		ds, err := requeue(ctx, tx, `d.id IN (SELECT id FROM deliveries WHERE client_id = $1 AND endpoint_id = $2 AND status = 'FAILED'
+			AND created_at >= $3 ORDER BY created_at, id LIMIT `+fmt.Sprint(webhook.MaxRedeliver)+`)
 			AND d.endpoint_id IN (SELECT id FROM endpoints WHERE enabled)`, []any{clientID, endpointID, since}, at)
 		n = int64(len(ds))
 		return err
@@ -382,9 +386,14 @@ func (s *Store) Work(ctx context.Context, deliveryID string) (webhook.Work, erro
 	return w, nil
 }
 
-func (s *Store) Park(ctx context.Context, deliveryID string, parked bool) error {
-	_, err := s.pool.Exec(ctx, `UPDATE deliveries SET parked = $2 WHERE id = $1 AND status = 'PENDING'`, deliveryID, parked)
+func (s *Store) Park(ctx context.Context, deliveryID string, generation int, parked bool) error {
+	_, err := s.pool.Exec(ctx, `UPDATE deliveries SET parked = $3 WHERE id = $1 AND generation = $2 AND status = 'PENDING'`, deliveryID, generation, parked)
 	return err
+}
+
+func (s *Store) CountEndpoints(ctx context.Context, clientID string) (n int, err error) {
+	err = s.pool.QueryRow(ctx, `SELECT count(*) FROM endpoints WHERE client_id = $1`, clientID).Scan(&n)
+	return n, err
 }
 
 func (s *Store) Unpark(ctx context.Context, endpointID string) error {
@@ -409,7 +418,7 @@ func (s *Store) Unpark(ctx context.Context, endpointID string) error {
 	})
 }
 
-func (s *Store) RecordAttempt(ctx context.Context, deliveryID string, a webhook.Attempt, status webhook.DeliveryStatus, nextAt *time.Time) error {
+func (s *Store) RecordAttempt(ctx context.Context, deliveryID string, generation int, a webhook.Attempt, status webhook.DeliveryStatus, nextAt *time.Time) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var delivered *time.Time
 		if status == webhook.Delivered {
@@ -417,7 +426,7 @@ func (s *Store) RecordAttempt(ctx context.Context, deliveryID string, a webhook.
 		}
 		tag, err := tx.Exec(ctx, `UPDATE deliveries SET status = $2, attempts = greatest(attempts, $3), next_attempt_at = $4, delivered_at = $5,
 				parked = false
-			WHERE id = $1 AND status = 'PENDING'`, deliveryID, string(status), a.Number, nextAt, delivered)
+			WHERE id = $1 AND generation = $6 AND status = 'PENDING'`, deliveryID, string(status), a.Number, nextAt, delivered, generation)
 		if err != nil || tag.RowsAffected() == 0 {
 			return err
 		}

@@ -48,7 +48,7 @@ func newEndpoint(t *testing.T, b bundle, clientID string, types ...string) webho
 	got, err := b.store.CreateEndpoint(b.ctx, webhook.Endpoint{
 		ID: id, ClientID: clientID, URL: "https://example.com/hooks/" + id, EventTypes: types, Enabled: true,
 		Description: "test", Secret: []byte("sealed:" + id), CreatedAt: b.now, UpdatedAt: b.now,
-	})
+	}, webhook.MaxEndpoints)
 	require.NoError(t, err)
 	require.Equal(t, id, got.ID)
 	return got
@@ -76,16 +76,17 @@ type delivery struct {
 	NextAttemptAt                     *time.Time
 	WindowStart, CreatedAt            time.Time
 	DeliveredAt                       *time.Time
+	Generation                        int
 }
 
 func deliveriesWhere(t *testing.T, b bundle, where string, args ...any) []delivery {
 	t.Helper()
 	rows, err := b.pool.Query(b.ctx, `SELECT id, client_id, event_id, endpoint_id, status, attempts, next_attempt_at, window_start,
-		created_at, delivered_at FROM deliveries WHERE `+where+` ORDER BY id`, args...)
+		created_at, delivered_at, generation FROM deliveries WHERE `+where+` ORDER BY id`, args...)
 	require.NoError(t, err)
 	ds, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (d delivery, err error) {
 		err = r.Scan(&d.ID, &d.ClientID, &d.EventID, &d.EndpointID, &d.Status, &d.Attempts, &d.NextAttemptAt, &d.WindowStart,
-			&d.CreatedAt, &d.DeliveredAt)
+			&d.CreatedAt, &d.DeliveredAt, &d.Generation)
 		return d, err
 	})
 	require.NoError(t, err)
@@ -187,7 +188,10 @@ func attempt(n int, at time.Time, code int) webhook.Attempt {
 
 func recordAttempt(t *testing.T, b bundle, deliveryID string, a webhook.Attempt, status webhook.DeliveryStatus, nextAt *time.Time) {
 	t.Helper()
-	require.NoError(t, b.store.RecordAttempt(b.ctx, deliveryID, a, status, nextAt))
+	// The attempt is the current generation's, as the delivery job's would be.
+	var generation int
+	_ = b.pool.QueryRow(b.ctx, `SELECT generation FROM deliveries WHERE id = $1`, deliveryID).Scan(&generation)
+	require.NoError(t, b.store.RecordAttempt(b.ctx, deliveryID, generation, a, status, nextAt))
 }
 
 func eventIDs(es []webhook.Event) []string {
@@ -610,7 +614,7 @@ func TestCreateEndpointReplaysRequestID(t *testing.T) {
 		got, err := b.store.CreateEndpoint(b.ctx, webhook.Endpoint{
 			ID: id, ClientID: clientID, URL: url, EventTypes: []string{"connection.*"}, Enabled: true, RequestID: requestID,
 			Secret: []byte("sealed:" + id), CreatedAt: b.now, UpdatedAt: b.now,
-		})
+		}, webhook.MaxEndpoints)
 		require.NoError(t, err)
 		return got
 	}
@@ -692,7 +696,7 @@ func TestRecordAttempt(t *testing.T) {
 	recordAttempt(t, b, od.ID, attempt(2, t2, 200), webhook.Delivered, nil)
 	require.Equal(t, got, deliveryByID(t, b, od.ID), "a failed delivery is not revived by a late attempt")
 
-	require.NoError(t, b.store.RecordAttempt(b.ctx, ids.New("dlv"), attempt(1, t1, 200), webhook.Delivered, nil), "an unknown delivery is a no-op")
+	require.NoError(t, b.store.RecordAttempt(b.ctx, ids.New("dlv"), 0, attempt(1, t1, 200), webhook.Delivered, nil), "an unknown delivery is a no-op")
 }
 
 func TestListDeliveriesKeepsTheLatest20AttemptsNewestFirst(t *testing.T) {
@@ -772,12 +776,15 @@ func TestRedeliver(t *testing.T) {
 		require.True(t, d.WindowStart.Equal(at))
 	}
 
-	// Still pending: nothing to requeue, no second job.
+	// Still pending (waiting for a retry, say): tried again now, under a newer generation with
+	// a job of its own; the earlier job will find itself stale.
+	before := deliveryByID(t, b, d1.ID).Generation
 	out, err = b.store.Redeliver(b.ctx, client, ev.ID, "", at.Add(time.Minute))
 	require.NoError(t, err)
-	require.Empty(t, out)
-	require.True(t, deliveryByID(t, b, d1.ID).WindowStart.Equal(at))
-	require.Len(t, jobsOf(t, b, d1.ID), 2)
+	require.Len(t, out, 2)
+	require.True(t, deliveryByID(t, b, d1.ID).WindowStart.Equal(at.Add(time.Minute)))
+	require.Equal(t, before+1, deliveryByID(t, b, d1.ID).Generation)
+	require.Len(t, jobsOf(t, b, d1.ID), 3)
 
 	// To one endpoint only.
 	recordAttempt(t, b, d1.ID, attempt(2, at, 200), webhook.Delivered, nil)
@@ -992,4 +999,29 @@ func TestPruneDeletesMoreThanOneBatch(t *testing.T) {
 	left, err := b.store.ListEvents(b.ctx, client, webhook.EventFilter{Limit: 10})
 	require.NoError(t, err)
 	require.Equal(t, []string{keep.ID}, eventIDs(left))
+}
+
+func TestAClientHasAtMostMaxEndpointsButReplaysStillAnswer(t *testing.T) {
+	b := setup(t)
+	client := ids.New("cli")
+	mk := func(requestID string) (webhook.Endpoint, error) {
+		id := ids.New("whe")
+		return b.store.CreateEndpoint(b.ctx, webhook.Endpoint{
+			ID: id, ClientID: client, URL: "https://example.com/" + id, Enabled: true, RequestID: requestID,
+			Secret: []byte("sealed:" + id), CreatedAt: b.now, UpdatedAt: b.now,
+		}, 3)
+	}
+	first, err := mk("req-1")
+	require.NoError(t, err)
+	for range 2 {
+		_, err := mk("")
+		require.NoError(t, err)
+	}
+	_, err = mk("")
+	require.ErrorIs(t, err, webhook.ErrEndpointLimit)
+	again, err := mk("req-1")
+	require.NoError(t, err, "a retry of a create that succeeded answers even at the limit")
+	require.Equal(t, first.ID, again.ID)
+	_, err = b.store.CreateEndpoint(b.ctx, webhook.Endpoint{ID: ids.New("whe"), ClientID: ids.New("cli"), URL: "https://example.com/x", Enabled: true, Secret: []byte("s"), CreatedAt: b.now, UpdatedAt: b.now}, 3)
+	require.NoError(t, err, "the limit is per client")
 }

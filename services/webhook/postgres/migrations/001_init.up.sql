@@ -44,6 +44,8 @@ CREATE TABLE deliveries (
     attempts        int NOT NULL DEFAULT 0,
     next_attempt_at timestamptz,
     window_start    timestamptz NOT NULL,
+    -- attempts made before window_start: the backoff counts from there.
+    window_attempts int NOT NULL DEFAULT 0,
     created_at      timestamptz NOT NULL,
     delivered_at    timestamptz,
     -- generation counts redeliveries: each has its own job, and a job of an earlier one ends

@@ -704,8 +704,9 @@ type CreateConnectionRequest struct {
 	// Values of the institution's credential fields, by name. Never returned or logged.
 	Credentials map[string]string `protobuf:"bytes,3,rep,name=credentials,proto3" json:"credentials,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// For REDIRECT institutions: where the user's browser is sent once the institution has sent
-	// them back, with connection_id and status (and reason on failure) added to the query. It must
-	// be one of the client's registered redirect URIs; a widget session uses its link token's.
+	// them back, with connection_id (and the institution's error, when it sent one) added to the
+	// query; the login then finishes in the background. It must be one of the client's
+	// registered redirect URIs, exactly.
 	RedirectUri string `protobuf:"bytes,4,opt,name=redirect_uri,json=redirectUri,proto3" json:"redirect_uri,omitempty"`
 	RequestId   string `protobuf:"bytes,5,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// A consent (AWAITING_AUTHORISATION, same user and institution) this connection authorises
@@ -1475,8 +1476,9 @@ func (x *CompleteRedirectRequest) GetResult() string {
 type CompleteRedirectResponse struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	Connection *Connection            `protobuf:"bytes,1,opt,name=connection,proto3" json:"connection,omitempty"`
-	// Where to send the user's browser now (the connection's redirect_uri with connection_id,
-	// status and reason added); empty when the connection has none. REST answers 303 to it.
+	// Where to send the user's browser now (the connection's redirect_uri with connection_id, and
+	// error when the institution sent one); empty when the connection has none. REST answers 303
+	// to it.
 	RedirectUri   string `protobuf:"bytes,2,opt,name=redirect_uri,json=redirectUri,proto3" json:"redirect_uri,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

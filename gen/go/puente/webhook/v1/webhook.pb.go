@@ -185,11 +185,12 @@ func (x *WebhookEndpoint) GetUpdateTime() *timestamppb.Timestamp {
 }
 
 type CreateWebhookEndpointRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Url           string                 `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
-	EventTypes    []string               `protobuf:"bytes,2,rep,name=event_types,json=eventTypes,proto3" json:"event_types,omitempty"`
-	Description   string                 `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
-	RequestId     string                 `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// May carry a token of the receiver's: kept out of logs.
+	Url           string   `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
+	EventTypes    []string `protobuf:"bytes,2,rep,name=event_types,json=eventTypes,proto3" json:"event_types,omitempty"`
+	Description   string   `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
+	RequestId     string   `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1766,7 +1767,7 @@ type OutboxEvent struct {
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	FlowId     string                 `protobuf:"bytes,5,opt,name=flow_id,json=flowId,proto3" json:"flow_id,omitempty"`
 	ClientId   string                 `protobuf:"bytes,6,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
-	// The event's data as JSON.
+	// The event's data as JSON (personal data: kept out of logs).
 	Data          []byte `protobuf:"bytes,7,opt,name=data,proto3" json:"data,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2071,10 +2072,9 @@ const file_puente_webhook_v1_webhook_proto_rawDesc = "" +
 	"\vcreate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"\xe5\x01\n" +
-	"\x1cCreateWebhookEndpointRequest\x12\x1c\n" +
-	"\x03url\x18\x01 \x01(\tB\n" +
-	"\xbaH\ar\x05\x10\x01\x18\x80\x10R\x03url\x12R\n" +
+	"updateTime\"\xe8\x01\n" +
+	"\x1cCreateWebhookEndpointRequest\x12\x1f\n" +
+	"\x03url\x18\x01 \x01(\tB\r\xbaH\ar\x05\x10\x01\x18\x80\x10\x80\x01\x01R\x03url\x12R\n" +
 	"\vevent_types\x18\x02 \x03(\tB1\xbaH.\x92\x01+\x102\x18\x01\"%r#2!^[a-z_]+(\\.[a-z_]+)*(\\.\\*)?$|^\\*$R\n" +
 	"eventTypes\x12*\n" +
 	"\vdescription\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\xf4\x03R\vdescription\x12'\n" +
@@ -2096,11 +2096,10 @@ const file_puente_webhook_v1_webhook_proto_rawDesc = "" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"W\n" +
 	"\n" +
 	"EventTypes\x12I\n" +
-	"\x06values\x18\x01 \x03(\tB1\xbaH.\x92\x01+\x102\x18\x01\"%r#2!^[a-z_]+(\\.[a-z_]+)*(\\.\\*)?$|^\\*$R\x06values\"\xaa\x02\n" +
+	"\x06values\x18\x01 \x03(\tB1\xbaH.\x92\x01+\x102\x18\x01\"%r#2!^[a-z_]+(\\.[a-z_]+)*(\\.\\*)?$|^\\*$R\x06values\"\xad\x02\n" +
 	"\x1cUpdateWebhookEndpointRequest\x123\n" +
-	"\x02id\x18\x01 \x01(\tB#\xbaH r\x1e2\x1c^whe_[0-9A-HJKMNP-TV-Z]{26}$R\x02id\x12!\n" +
-	"\x03url\x18\x02 \x01(\tB\n" +
-	"\xbaH\ar\x05\x10\x01\x18\x80\x10H\x00R\x03url\x88\x01\x01\x12>\n" +
+	"\x02id\x18\x01 \x01(\tB#\xbaH r\x1e2\x1c^whe_[0-9A-HJKMNP-TV-Z]{26}$R\x02id\x12$\n" +
+	"\x03url\x18\x02 \x01(\tB\r\xbaH\ar\x05\x10\x01\x18\x80\x10\x80\x01\x01H\x00R\x03url\x88\x01\x01\x12>\n" +
 	"\vevent_types\x18\x03 \x01(\v2\x1d.puente.webhook.v1.EventTypesR\n" +
 	"eventTypes\x12\x1d\n" +
 	"\aenabled\x18\x04 \x01(\bH\x01R\aenabled\x88\x01\x01\x12/\n" +
@@ -2194,7 +2193,7 @@ const file_puente_webhook_v1_webhook_proto_rawDesc = "" +
 	"\n" +
 	"deliveries\x18\x01 \x03(\v2\x1b.puente.webhook.v1.DeliveryR\n" +
 	"deliveries\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xcc\x02\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xcf\x02\n" +
 	"\vOutboxEvent\x123\n" +
 	"\x02id\x18\x01 \x01(\tB#\xbaH r\x1e2\x1c^evt_[0-9A-HJKMNP-TV-Z]{26}$R\x02id\x12\x1d\n" +
 	"\x04type\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18dR\x04type\x12!\n" +
@@ -2202,17 +2201,17 @@ const file_puente_webhook_v1_webhook_proto_rawDesc = "" +
 	"\vcreate_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampB\x06\xbaH\x03\xc8\x01\x01R\n" +
 	"createTime\x12 \n" +
 	"\aflow_id\x18\x05 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06flowId\x12@\n" +
-	"\tclient_id\x18\x06 \x01(\tB#\xbaH r\x1e2\x1c^cli_[0-9A-HJKMNP-TV-Z]{26}$R\bclientId\x12\x1d\n" +
-	"\x04data\x18\a \x01(\fB\t\xbaH\x06z\x04\x18\x80\x80\x10R\x04data\"~\n" +
+	"\tclient_id\x18\x06 \x01(\tB#\xbaH r\x1e2\x1c^cli_[0-9A-HJKMNP-TV-Z]{26}$R\bclientId\x12 \n" +
+	"\x04data\x18\a \x01(\fB\f\xbaH\x06z\x04\x18\x80\x80\x10\x80\x01\x01R\x04data\"~\n" +
 	"\x14PublishEventsRequest\x12!\n" +
 	"\x06source\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x06source\x12C\n" +
 	"\x06events\x18\x02 \x03(\v2\x1e.puente.webhook.v1.OutboxEventB\v\xbaH\b\x92\x01\x05\b\x01\x10\xf4\x03R\x06events\"3\n" +
 	"\x15PublishEventsResponse\x12\x1a\n" +
-	"\brecorded\x18\x01 \x01(\x05R\brecorded\"\x84\x02\n" +
+	"\brecorded\x18\x01 \x01(\x05R\brecorded\"\x8a\x02\n" +
 	"\x15ReceiveWebhookRequest\x125\n" +
-	"\bprovider\x18\x01 \x01(\tB\x19\xbaH\x16r\x142\x12^[a-z0-9_-]{1,32}$R\bprovider\x12Y\n" +
-	"\aheaders\x18\x02 \x03(\v25.puente.webhook.v1.ReceiveWebhookRequest.HeadersEntryB\b\xbaH\x05\x9a\x01\x02\x10dR\aheaders\x12\x1d\n" +
-	"\x04body\x18\x03 \x01(\fB\t\xbaH\x06z\x04\x18\x80\x80@R\x04body\x1a:\n" +
+	"\bprovider\x18\x01 \x01(\tB\x19\xbaH\x16r\x142\x12^[a-z0-9_-]{1,32}$R\bprovider\x12\\\n" +
+	"\aheaders\x18\x02 \x03(\v25.puente.webhook.v1.ReceiveWebhookRequest.HeadersEntryB\v\xbaH\x05\x9a\x01\x02\x10d\x80\x01\x01R\aheaders\x12 \n" +
+	"\x04body\x18\x03 \x01(\fB\f\xbaH\x06z\x04\x18\x80\x80@\x80\x01\x01R\x04body\x1a:\n" +
 	"\fHeadersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"(\n" +
