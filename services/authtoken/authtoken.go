@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"puente.dev/pkg/apierr"
+	"puente.dev/pkg/idempotency"
 	"puente.dev/pkg/page"
 )
 
@@ -100,8 +101,8 @@ var (
 	ErrInvalidClient     = apierr.New(apierr.Unauthenticated, "INVALID_CLIENT", "client authentication failed")
 	ErrInvalidGrant      = apierr.New(apierr.Unauthenticated, "INVALID_GRANT", "the refresh token is invalid, expired, revoked or was already used")
 	ErrLinkTokenInvalid  = apierr.New(apierr.FailedPrecondition, "LINK_TOKEN_INVALID", "link token is invalid, expired or already used")
-	ErrRequestIDReused   = apierr.Invalid("request_id", "was already used for a different request")
-	ErrRequestInProgress = apierr.New(apierr.Unavailable, "REQUEST_IN_PROGRESS", "a request with this request_id is in progress; retry")
+	ErrRequestIDReused   = idempotency.ErrRequestIDReused
+	ErrRequestInProgress = idempotency.ErrRequestInProgress
 )
 
 // Store keeps the service's state. Methods scoped to a client take its id and never see another
@@ -142,6 +143,7 @@ type Store interface {
 
 	// Idempotent runs create at most once per (scope, requestID): a repeat with the same
 	// fingerprint returns the first response; another fingerprint is ErrRequestIDReused. create
-	// runs in the transaction that records the response, with a Store bound to it.
+	// runs in the transaction that records the response, with a Store bound to it (see
+	// idempotency.Do).
 	Idempotent(ctx context.Context, scope, requestID string, fingerprint []byte, create func(Store) ([]byte, error)) ([]byte, error)
 }

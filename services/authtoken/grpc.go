@@ -2,7 +2,6 @@ package authtoken
 
 import (
 	"context"
-	"crypto/sha256"
 	"fmt"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	authtokenv1 "puente.dev/gen/go/puente/authtoken/v1"
 	"puente.dev/pkg/authn"
 	"puente.dev/pkg/caller"
+	"puente.dev/pkg/idempotency"
 	"puente.dev/pkg/page"
 	"puente.dev/services/authtoken/taxid"
 )
@@ -44,33 +44,7 @@ func idempotent[T proto.Message](ctx context.Context, g *GRPC, method, requestID
 	default:
 		return zero, fmt.Errorf("idempotent %s: no client to scope request_id to", method)
 	}
-	fingerprint := fingerprintOf(req)
-	raw, err := g.svc.Idempotent(ctx, scope, requestID, fingerprint, func(s *Service) ([]byte, error) {
-		resp, err := create(s)
-		if err != nil {
-			return nil, err
-		}
-		return proto.Marshal(resp)
-	})
-	if err != nil {
-		return zero, err
-	}
-	out := zero.ProtoReflect().New().Interface().(T)
-	if err := proto.Unmarshal(raw, out); err != nil {
-		return zero, err
-	}
-	return out, nil
-}
-
-// fingerprintOf hashes a request without its request_id, to tell a true repeat from a reuse.
-func fingerprintOf(req proto.Message) []byte {
-	c := proto.Clone(req)
-	if fd := c.ProtoReflect().Descriptor().Fields().ByName("request_id"); fd != nil {
-		c.ProtoReflect().Clear(fd)
-	}
-	b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(c)
-	sum := sha256.Sum256(b)
-	return sum[:]
+	return idempotency.Call(ctx, g.svc.Idempotent, scope, requestID, req, create)
 }
 
 // ---- TokenService

@@ -20,6 +20,7 @@ import (
 
 	"puente.dev/pkg/apierr"
 	"puente.dev/pkg/authn"
+	"puente.dev/pkg/idempotency"
 	"puente.dev/pkg/ids"
 	"puente.dev/pkg/secretbox"
 	"puente.dev/services/authtoken/taxid"
@@ -65,18 +66,9 @@ func (s *Service) Idempotent(ctx context.Context, scope, requestID string, finge
 	if requestID == "" {
 		return fn(s)
 	}
-	aad := []byte(scope + "\x00" + requestID)
-	sealed, err := s.store.Idempotent(ctx, scope, requestID, fingerprint, func(tx Store) ([]byte, error) {
-		resp, err := fn(s.withStore(tx))
-		if err != nil {
-			return nil, err
-		}
-		return s.box.Seal(resp, aad), nil
+	return idempotency.Sealed(ctx, s.box, s.store.Idempotent, scope, requestID, fingerprint, func(tx Store) ([]byte, error) {
+		return fn(s.withStore(tx))
 	})
-	if err != nil {
-		return nil, err
-	}
-	return s.box.Open(sealed, aad)
 }
 
 // newSecret returns prefix + 256 random bits, URL-safe.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"puente.dev/pkg/apierr"
+	"puente.dev/pkg/idempotency"
 	"puente.dev/pkg/page"
 )
 
@@ -94,8 +95,8 @@ var (
 	ErrConsentExpired    = apierr.New(apierr.FailedPrecondition, "CONSENT_EXPIRED", "the consent's expire_time has passed")
 	ErrOtherConnection   = apierr.New(apierr.FailedPrecondition, "CONSENT_ALREADY_AUTHORISED", "the consent is AUTHORISED through another connection")
 	ErrPermissionDenied  = apierr.New(apierr.PermissionDenied, "PERMISSION_DENIED", "this caller may not do that to consents")
-	ErrRequestIDReused   = apierr.Invalid("request_id", "was already used for a different request")
-	ErrRequestInProgress = apierr.New(apierr.Unavailable, "REQUEST_IN_PROGRESS", "a request with this request_id is in progress; retry")
+	ErrRequestIDReused   = idempotency.ErrRequestIDReused
+	ErrRequestInProgress = idempotency.ErrRequestInProgress
 )
 
 // TransitionError is the FailedPrecondition of a move the status machine refuses.
@@ -125,7 +126,8 @@ type Store interface {
 
 	// Idempotent runs create at most once per (scope, requestID): a repeat with the same
 	// fingerprint returns the first response; another fingerprint is ErrRequestIDReused. create
-	// runs in the transaction that records the response, with a Store bound to it.
+	// runs in the transaction that records the response, with a Store bound to it (see
+	// idempotency.Do).
 	Idempotent(ctx context.Context, scope, requestID string, fingerprint []byte, create func(Store) ([]byte, error)) ([]byte, error)
 	// DeleteExpired removes request ids a day after first use, returning the count.
 	DeleteExpired(ctx context.Context, at time.Time) (int64, error)

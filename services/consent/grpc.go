@@ -2,7 +2,6 @@ package consent
 
 import (
 	"context"
-	"crypto/sha256"
 	"fmt"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	consentv1 "puente.dev/gen/go/puente/consent/v1"
 	"puente.dev/pkg/apierr"
 	"puente.dev/pkg/caller"
+	"puente.dev/pkg/idempotency"
 	"puente.dev/pkg/page"
 )
 
@@ -61,32 +61,7 @@ func idempotent[T proto.Message](ctx context.Context, g *GRPC, method, requestID
 	if p.UserID != "" {
 		scope = p.ClientID + ":" + p.UserID + ":" + method
 	}
-	raw, err := g.svc.Idempotent(ctx, scope, requestID, fingerprintOf(req), func(s *Service) ([]byte, error) {
-		resp, err := create(s)
-		if err != nil {
-			return nil, err
-		}
-		return proto.Marshal(resp)
-	})
-	if err != nil {
-		return zero, err
-	}
-	out := zero.ProtoReflect().New().Interface().(T)
-	if err := proto.Unmarshal(raw, out); err != nil {
-		return zero, err
-	}
-	return out, nil
-}
-
-// fingerprintOf hashes a request without its request_id, to tell a true repeat from a reuse.
-func fingerprintOf(req proto.Message) []byte {
-	c := proto.Clone(req)
-	if fd := c.ProtoReflect().Descriptor().Fields().ByName("request_id"); fd != nil {
-		c.ProtoReflect().Clear(fd)
-	}
-	b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(c)
-	sum := sha256.Sum256(b)
-	return sum[:]
+	return idempotency.Call(ctx, g.svc.Idempotent, scope, requestID, req, create)
 }
 
 func (g *GRPC) CreateConsent(ctx context.Context, req *consentv1.CreateConsentRequest) (*consentv1.CreateConsentResponse, error) {

@@ -12,6 +12,7 @@ import (
 	apiv1 "puente.dev/gen/go/puente/api/v1"
 	"puente.dev/pkg/apierr"
 	"puente.dev/pkg/caller"
+	"puente.dev/pkg/idempotency"
 	"puente.dev/pkg/ids"
 	"puente.dev/pkg/jobs"
 	"puente.dev/pkg/secretbox"
@@ -68,18 +69,9 @@ func (s *Service) Idempotent(ctx context.Context, scope, requestID string, finge
 	if requestID == "" {
 		return fn(s)
 	}
-	aad := []byte(scope + "\x00" + requestID)
-	sealed, err := s.store.Idempotent(ctx, scope, requestID, fingerprint, func(tx Store) ([]byte, error) {
-		resp, err := fn(s.withStore(tx))
-		if err != nil {
-			return nil, err
-		}
-		return s.box.Seal(resp, aad), nil
+	return idempotency.Sealed(ctx, s.box, s.store.Idempotent, scope, requestID, fingerprint, func(tx Store) ([]byte, error) {
+		return fn(s.withStore(tx))
 	})
-	if err != nil {
-		return nil, err
-	}
-	return s.box.Open(sealed, aad)
 }
 
 // Housekeep is the service's periodic work: it deletes request ids past their day.

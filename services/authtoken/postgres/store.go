@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"puente.dev/pkg/idempotency"
 	"puente.dev/pkg/postgres"
 	"puente.dev/services/authtoken"
 )
@@ -291,7 +292,6 @@ func (s *Store) DeleteExpired(ctx context.Context, at time.Time) (n int64, err e
 	for _, q := range []string{
 		`DELETE FROM refresh_tokens WHERE family_expires_at < $1`,
 		`DELETE FROM link_tokens WHERE expires_at < $1::timestamptz - interval '24 hours'`,
-		`DELETE FROM idempotency_keys WHERE created_at < $1::timestamptz - interval '24 hours'`,
 	} {
 		tag, err := s.db.Exec(ctx, q, at)
 		if err != nil {
@@ -299,40 +299,15 @@ func (s *Store) DeleteExpired(ctx context.Context, at time.Time) (n int64, err e
 		}
 		n += tag.RowsAffected()
 	}
-	return n, nil
+	keys, err := idempotency.DeleteExpired(ctx, s.db, at)
+	if err != nil {
+		return n, fmt.Errorf("delete expired: %w", err)
+	}
+	return n + keys, nil
 }
 
-func (s *Store) Idempotent(ctx context.Context, scope, requestID string, fingerprint []byte, create func(authtoken.Store) ([]byte, error)) (resp []byte, err error) {
-	err = s.tx(ctx, func(tx pgx.Tx) error {
-		// Expired keys give way to a new request with the same id.
-		if _, err := tx.Exec(ctx, `DELETE FROM idempotency_keys WHERE scope = $1 AND request_id = $2 AND created_at < now() - interval '24 hours'`, scope, requestID); err != nil {
-			return err
-		}
-		// A concurrent twin blocks here until the first commits or rolls back.
-		tag, err := tx.Exec(ctx, `INSERT INTO idempotency_keys (scope, request_id, fingerprint, created_at) VALUES ($1, $2, $3, now()) ON CONFLICT DO NOTHING`, scope, requestID, fingerprint)
-		if err != nil {
-			return err
-		}
-		if tag.RowsAffected() == 0 {
-			var fp, stored []byte
-			if err := tx.QueryRow(ctx, `SELECT fingerprint, response FROM idempotency_keys WHERE scope = $1 AND request_id = $2`, scope, requestID).Scan(&fp, &stored); err != nil {
-				if errors.Is(err, pgx.ErrNoRows) {
-					return authtoken.ErrRequestInProgress
-				}
-				return err
-			}
-			if string(fp) != string(fingerprint) {
-				return authtoken.ErrRequestIDReused
-			}
-			resp = stored
-			return nil
-		}
-		resp, err = create(&Store{db: tx})
-		if err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, `UPDATE idempotency_keys SET response = $3 WHERE scope = $1 AND request_id = $2`, scope, requestID, resp)
-		return err
+func (s *Store) Idempotent(ctx context.Context, scope, requestID string, fingerprint []byte, create func(authtoken.Store) ([]byte, error)) ([]byte, error) {
+	return idempotency.Do(ctx, s.db, scope, requestID, fingerprint, func(tx pgx.Tx) ([]byte, error) {
+		return create(&Store{db: tx})
 	})
-	return resp, err
 }
