@@ -648,13 +648,11 @@ func TestWebhookHangingReceiverDoesNotDelayAHealthyOne(t *testing.T) {
 		require.Equal(t, dPending, d.Status, d.ID)
 	}
 	// None of the healthy deliveries waited behind the hanging ones: each went out at its first
-	// attempt, sooner after it was queued than one hanging attempt takes to time out.
+	// attempt (the hanging endpoint never holds more than its share of workers, asserted below).
 	for _, d := range b.listDeliveries(c.Token, "endpoint_id="+epHealthy) {
 		require.Equal(t, dDelivered, d.Status, d.ID)
 		require.Equal(t, 1, d.AttemptCount, d.ID)
 		require.NotNil(t, d.DeliveredTime, d.ID)
-		waited := d.DeliveredTime.Sub(d.CreateTime)
-		require.Less(t, waited, b.cfg.Webhook.Timeout, "delivery %s waited %s for a worker", d.ID, waited)
 	}
 
 	// The hanging receiver's attempts are recorded as timed out, and retried.
@@ -728,18 +726,25 @@ func TestWebhookAHangingEndpointsBacklogDoesNotDelayOtherTenants(t *testing.T) {
 			[]any{epHanging}, &fresh, &timedOut)
 		return fresh == 0 || timedOut >= 2*b.cfg.Webhook.PerEndpoint, fmt.Sprintf("%d jobs never ran, %d attempts timed out", fresh, timedOut)
 	})
-	// ... the other tenant's events go out as fast as if the hanging endpoint did not exist.
+	// ... the hanging endpoint's backlog no longer stands in the queue: about its share of
+	// deliveries is due or running (the rest are parked, their jobs asleep), so the other
+	// tenant's events find free workers and nothing queued before them. (The structure is
+	// asserted rather than a wait time: no timing assertions in tests.)
+	var ahead int
+	b.scan(`SELECT count(*) FROM webhook.jobs j JOIN webhook.deliveries d ON j.unique_key = 'deliver:' || d.id || ':' || d.generation
+		WHERE d.endpoint_id = $1 AND j.state IN ('available', 'running') AND j.run_at <= now()`, []any{epHanging}, &ahead)
+	// Its share running, plus the few just woken or just due for a retry on their way to park.
+	require.LessOrEqual(t, ahead, 5*b.cfg.Webhook.PerEndpoint, "the backlog is parked, not queued (%d of 250 due)", ahead)
+	var parked int
+	b.scan(`SELECT count(*) FROM webhook.deliveries WHERE endpoint_id = $1 AND parked`, []any{epHanging}, &parked)
+	require.Greater(t, parked, 200, "most of the backlog waits parked")
 	for range 3 {
 		evt := b.sendTestEvent(other.Token, epOther)
 		healthy.waitForEvents("the other tenant's event arrives", evt)
 		d := b.deliveriesReach(other.Token, "event_id="+evt, "the delivery is recorded DELIVERED", func(ds []apiDelivery) bool {
 			return len(ds) == 1 && ds[0].Status == dDelivered
 		})[0]
-		waited := d.DeliveredTime.Sub(d.CreateTime)
-		var due int
-		b.scan(`SELECT count(*) FROM webhook.jobs WHERE state = 'available' AND run_at <= now()`, nil, &due)
-		require.Less(t, waited, b.cfg.Webhook.Timeout,
-			"the other tenant's delivery waited %s for a worker (%d delivery jobs are due now)", waited, due)
+		require.Equal(t, 1, d.AttemptCount, "delivered at its first attempt")
 	}
 }
 
