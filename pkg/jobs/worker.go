@@ -14,6 +14,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"puente.dev/pkg/postgres"
 )
 
 // Handler runs one job. Returning nil marks it done. Returning an error retries it with
@@ -115,7 +117,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		return err
 	}
 	var bg sync.WaitGroup
-	bg.Go(func() { w.listen(ctx) })
+	bg.Go(func() { postgres.Listen(ctx, w.pool, channelSQL, w.wakeUp, w.log) })
 	bg.Go(func() { w.pruneLoop(ctx) })
 	defer bg.Wait()
 
@@ -412,61 +414,6 @@ func (w *Worker) wakeUp() {
 	select {
 	case w.wake <- struct{}{}:
 	default:
-	}
-}
-
-// listen wakes Run whenever a job is enqueued in this schema, until ctx is done.
-func (w *Worker) listen(ctx context.Context) {
-	const minDelay, maxDelay = 500 * time.Millisecond, 30 * time.Second
-	delay := minDelay
-	for {
-		listened, err := w.listenOnce(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		if listened {
-			delay = minDelay
-		}
-		w.log.WarnContext(ctx, "listening for jobs; reconnecting", "error", err, "in", delay)
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-		delay = min(delay*2, maxDelay)
-	}
-}
-
-// listenOnce holds a connection of its own (taken out of the pool: a LISTENing connection must
-// not serve other queries) until an error or ctx is done. listened reports whether it got as far
-// as LISTEN.
-func (w *Worker) listenOnce(ctx context.Context) (listened bool, err error) {
-	pc, err := w.pool.Acquire(ctx)
-	if err != nil {
-		return false, err
-	}
-	conn := pc.Hijack()
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = conn.Close(cctx)
-	}()
-	var channel string
-	if err := conn.QueryRow(ctx, `SELECT `+channelSQL).Scan(&channel); err != nil {
-		return false, err
-	}
-	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{channel}.Sanitize()); err != nil {
-		return false, err
-	}
-	// Jobs enqueued while nobody listened are due too.
-	w.wakeUp()
-	for {
-		if _, err := conn.WaitForNotification(ctx); err != nil {
-			return true, err
-		}
-		w.wakeUp()
 	}
 }
 

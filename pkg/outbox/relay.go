@@ -2,13 +2,14 @@ package outbox
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"puente.dev/pkg/postgres"
 )
 
 // Publish hands a batch of events to the event log (the webhook service). It must be
@@ -96,7 +97,12 @@ func (r *Relay) Run(ctx context.Context) {
 		poll = time.Second
 	}
 	wake := make(chan struct{}, 1)
-	go r.listen(ctx, wake, log)
+	go postgres.Listen(ctx, r.Pool, channelSQL, func() {
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
+	}, log)
 	tick := time.NewTicker(poll)
 	defer tick.Stop()
 	var pruned time.Time
@@ -124,59 +130,6 @@ func (r *Relay) Run(ctx context.Context) {
 			return
 		case <-wake:
 		case <-tick.C:
-		}
-	}
-}
-
-// listen wakes the relay on each commit of an event, reconnecting after errors; the poll covers
-// the gaps.
-func (r *Relay) listen(ctx context.Context, wake chan<- struct{}, log *slog.Logger) {
-	for ctx.Err() == nil {
-		err := r.listenOnce(ctx, wake)
-		if ctx.Err() != nil {
-			return
-		}
-		log.WarnContext(ctx, "listening for events; reconnecting", "err", err)
-		t := time.NewTimer(time.Second)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-	}
-}
-
-func (r *Relay) listenOnce(ctx context.Context, wake chan<- struct{}) error {
-	pc, err := r.Pool.Acquire(ctx)
-	if err != nil {
-		return err
-	}
-	conn := pc.Hijack()
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = conn.Close(cctx)
-	}()
-	var channel string
-	if err := conn.QueryRow(ctx, `SELECT `+channelSQL).Scan(&channel); err != nil {
-		return err
-	}
-	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{channel}.Sanitize()); err != nil {
-		return err
-	}
-	// Events committed while nobody listened are due too.
-	select {
-	case wake <- struct{}{}:
-	default:
-	}
-	for {
-		if _, err := conn.WaitForNotification(ctx); err != nil {
-			return errors.Join(errors.New("wait for notification"), err)
-		}
-		select {
-		case wake <- struct{}{}:
-		default:
 		}
 	}
 }
