@@ -6,7 +6,6 @@ import (
 	"time"
 
 	authtokenv1 "puente.dev/gen/go/puente/authtoken/v1"
-	"puente.dev/pkg/postgres"
 	"puente.dev/services/authtoken"
 	authtokenpg "puente.dev/services/authtoken/postgres"
 )
@@ -14,16 +13,10 @@ import (
 func init() { migrations["authtoken"] = authtokenpg.Migrate }
 
 func startAuthtoken(ctx context.Context, s *Suite) error {
-	if s.cfg.MigrateOnStart {
-		if err := authtokenpg.Migrate(ctx, s.cfg.DatabaseURL); err != nil {
-			return err
-		}
-	}
-	pool, err := postgres.Open(ctx, s.cfg.DatabaseURL, authtokenpg.Schema)
+	pool, err := s.database(ctx, "authtoken", authtokenpg.Schema)
 	if err != nil {
 		return err
 	}
-	s.closers = append(s.closers, pool.Close)
 	svc, err := authtoken.NewService(authtokenpg.New(pool), s.cfg.Authtoken, s.log)
 	if err != nil {
 		return err

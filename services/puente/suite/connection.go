@@ -9,7 +9,6 @@ import (
 	authtokenv1 "puente.dev/gen/go/puente/authtoken/v1"
 	consentv1 "puente.dev/gen/go/puente/consent/v1"
 	"puente.dev/pkg/jobs"
-	"puente.dev/pkg/postgres"
 	"puente.dev/services/connection"
 	connectionpg "puente.dev/services/connection/postgres"
 	"puente.dev/services/connection/sandbox"
@@ -19,16 +18,10 @@ func init() { migrations["connection"] = connectionpg.Migrate }
 
 func startConnection(ctx context.Context, s *Suite, authtokenConn, consentConn, webhookConn *grpc.ClientConn) error {
 	cfg := s.cfg.Connection
-	if s.cfg.MigrateOnStart {
-		if err := connectionpg.Migrate(ctx, s.cfg.DatabaseURL); err != nil {
-			return err
-		}
-	}
-	pool, err := postgres.Open(ctx, s.cfg.DatabaseURL, connectionpg.Schema)
+	pool, err := s.database(ctx, "connection", connectionpg.Schema)
 	if err != nil {
 		return err
 	}
-	s.closers = append(s.closers, pool.Close)
 	var providers []connection.Provider
 	if cfg.Sandbox {
 		providers = append(providers, sandbox.New())

@@ -7,7 +7,6 @@ import (
 	"google.golang.org/grpc"
 
 	"puente.dev/pkg/jobs"
-	"puente.dev/pkg/postgres"
 	"puente.dev/services/consent"
 	consentpg "puente.dev/services/consent/postgres"
 )
@@ -15,16 +14,10 @@ import (
 func init() { migrations["consent"] = consentpg.Migrate }
 
 func startConsent(ctx context.Context, s *Suite, webhookConn *grpc.ClientConn) error {
-	if s.cfg.MigrateOnStart {
-		if err := consentpg.Migrate(ctx, s.cfg.DatabaseURL); err != nil {
-			return err
-		}
-	}
-	pool, err := postgres.Open(ctx, s.cfg.DatabaseURL, consentpg.Schema)
+	pool, err := s.database(ctx, "consent", consentpg.Schema)
 	if err != nil {
 		return err
 	}
-	s.closers = append(s.closers, pool.Close)
 	svc, err := consent.NewService(consentpg.New(pool), s.cfg.Consent, s.log)
 	if err != nil {
 		return err

@@ -15,12 +15,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
 	authtokenv1 "puente.dev/gen/go/puente/authtoken/v1"
 	"puente.dev/pkg/authn"
+	"puente.dev/pkg/postgres"
 	"puente.dev/pkg/server"
 	"puente.dev/services/authtoken"
 	"puente.dev/services/connection"
@@ -219,6 +221,22 @@ func Start(ctx context.Context, cfg Config, services []string, log *slog.Logger)
 	}
 	log.InfoContext(ctx, "puente started", "services", strings.Join(services, ","), "grpc", s.GRPCAddr(), "http", s.HTTPAddr())
 	return s, nil
+}
+
+// database migrates a service's schema (when configured to at start) and opens its pool, closed
+// with the suite.
+func (s *Suite) database(ctx context.Context, service, schema string) (*pgxpool.Pool, error) {
+	if s.cfg.MigrateOnStart {
+		if err := migrations[service](ctx, s.cfg.DatabaseURL); err != nil {
+			return nil, err
+		}
+	}
+	pool, err := postgres.Open(ctx, s.cfg.DatabaseURL, schema)
+	if err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, pool.Close)
+	return pool, nil
 }
 
 func (s *Suite) runs(name string) bool { return slices.Contains(s.services, name) }

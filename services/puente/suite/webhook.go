@@ -14,7 +14,6 @@ import (
 	webhookv1 "puente.dev/gen/go/puente/webhook/v1"
 	"puente.dev/pkg/jobs"
 	"puente.dev/pkg/outbox"
-	"puente.dev/pkg/postgres"
 	"puente.dev/services/webhook"
 	"puente.dev/services/webhook/inbound"
 	webhookpg "puente.dev/services/webhook/postgres"
@@ -24,16 +23,10 @@ func init() { migrations["webhook"] = webhookpg.Migrate }
 
 func startWebhook(ctx context.Context, s *Suite) error {
 	cfg := s.cfg.Webhook
-	if s.cfg.MigrateOnStart {
-		if err := webhookpg.Migrate(ctx, s.cfg.DatabaseURL); err != nil {
-			return err
-		}
-	}
-	pool, err := postgres.Open(ctx, s.cfg.DatabaseURL, webhookpg.Schema)
+	pool, err := s.database(ctx, "webhook", webhookpg.Schema)
 	if err != nil {
 		return err
 	}
-	s.closers = append(s.closers, pool.Close)
 	var providers []webhook.InboundProvider
 	if cfg.SandboxWebhookSecret != "" {
 		key, err := base64.StdEncoding.DecodeString(cfg.SandboxWebhookSecret)
