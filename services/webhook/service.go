@@ -376,14 +376,9 @@ func (s *Service) backoff(n int) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
-// Body is the JSON a delivery posts: the event envelope.
-func Body(e Event) ([]byte, error) {
-	return json.Marshal(e)
-}
-
 func (s *Service) post(ctx context.Context, w Work, now time.Time) Attempt {
 	a := Attempt{Number: w.Delivery.Attempts + 1, At: now}
-	body, err := Body(w.Event)
+	body, err := json.Marshal(w.Event) // the envelope
 	if err != nil {
 		a.Error = "encode the event: " + err.Error()
 		return a
