@@ -126,6 +126,8 @@ type Store interface {
 	CreateUser(ctx context.Context, u User) error
 	GetUser(ctx context.Context, clientID, id string) (User, error)
 	ListUsers(ctx context.Context, clientID, externalRef string, p Page) ([]User, error)
+	// ResolveUsers returns the client's users among ids and externalRefs, in no particular order.
+	ResolveUsers(ctx context.Context, clientID string, ids, externalRefs []string) ([]User, error)
 
 	CreateLinkToken(ctx context.Context, t LinkToken) error
 	// ExchangeLinkToken marks the token spent and returns it, exactly once.

@@ -236,6 +236,18 @@ func (g *GRPC) GetUser(ctx context.Context, req *authtokenv1.GetUserRequest) (*a
 	return &authtokenv1.GetUserResponse{User: userProto(u)}, nil
 }
 
+func (g *GRPC) ResolveUsers(ctx context.Context, req *authtokenv1.ResolveUsersRequest) (*authtokenv1.ResolveUsersResponse, error) {
+	us, err := g.svc.ResolveUsers(ctx, req.GetClientId(), req.GetIds(), req.GetExternalRefs())
+	if err != nil {
+		return nil, err
+	}
+	resp := &authtokenv1.ResolveUsersResponse{Users: make([]*authtokenv1.User, 0, len(us))}
+	for _, u := range us {
+		resp.Users = append(resp.Users, userProto(u))
+	}
+	return resp, nil
+}
+
 func (g *GRPC) ListUsers(ctx context.Context, req *authtokenv1.ListUsersRequest) (*authtokenv1.ListUsersResponse, error) {
 	c := caller.From(ctx)
 	pg, err := page.Parse(req.GetPageSize(), req.GetPageToken(), "usr")

@@ -309,6 +309,15 @@ func (s *Service) ListUsers(ctx context.Context, clientID, externalRef string, p
 	return s.store.ListUsers(ctx, clientID, externalRef, p)
 }
 
+// ResolveUsers finds a client's users by id and external_ref, for another service (the access
+// rule admits the service token only).
+func (s *Service) ResolveUsers(ctx context.Context, clientID string, ids, externalRefs []string) ([]User, error) {
+	if clientID == "" {
+		return nil, apierr.Invalid("client_id", "is required")
+	}
+	return s.store.ResolveUsers(ctx, clientID, ids, externalRefs)
+}
+
 // ---- Link tokens
 
 // NewLinkToken is what CreateLinkToken takes.

@@ -192,6 +192,27 @@ func (g *sandboxGRPC) RequireLogin(ctx context.Context, req *connectionv1.Requir
 	return &connectionv1.RequireLoginResponse{Connection: connectionProto(c, nil)}, nil
 }
 
+func (g *sandboxGRPC) AdvanceDays(ctx context.Context, req *connectionv1.AdvanceDaysRequest) (*connectionv1.AdvanceDaysResponse, error) {
+	date, err := g.svc.AdvanceDays(ctx, caller.From(ctx), req.GetId(), int(req.GetDays()))
+	if err != nil {
+		return nil, err
+	}
+	return &connectionv1.AdvanceDaysResponse{BankDate: date}, nil
+}
+
+func (g *GRPC) GetConnectionLink(ctx context.Context, req *connectionv1.GetConnectionLinkRequest) (*connectionv1.GetConnectionLinkResponse, error) {
+	l, err := g.svc.ConnectionLink(ctx, caller.From(ctx), req.GetClientId(), req.GetId())
+	if err != nil {
+		return nil, err
+	}
+	c := l.Connection
+	return &connectionv1.GetConnectionLinkResponse{
+		ConnectionId: c.ID, UserId: c.UserID, Status: statusProto[c.Status], Reason: reasonProto[c.Reason],
+		Provider: l.Institution.Provider, InstitutionId: l.Institution.ID, InstitutionExternalId: l.Institution.ExternalID,
+		InstitutionCountry: l.Institution.Country, UpstreamState: l.UpstreamState,
+	}, nil
+}
+
 func (g *sandboxGRPC) FireEvent(ctx context.Context, req *connectionv1.FireEventRequest) (*connectionv1.FireEventResponse, error) {
 	// SANDBOX_EVENT_TYPE_CONNECTION_STATUS_CHANGED is the only type so far; validation refuses others.
 	id, err := g.svc.FireStatusEvent(ctx, caller.From(ctx), req.GetId())

@@ -51,3 +51,11 @@ type Outcome struct {
 	// State is kept (encrypted) and handed back in the next Login.
 	State []byte
 }
+
+// TimeMachine is implemented by a provider whose institutions are simulated (the Sandbox): it
+// moves a linked connection's bank forward in time, so that integrators can watch transactions
+// arrive, book and change.
+type TimeMachine interface {
+	// AdvanceDays returns the login's new state, days later, and the bank's date (YYYY-MM-DD).
+	AdvanceDays(l Login, days int) (state []byte, bankDate string, err error)
+}

@@ -318,6 +318,69 @@ func (s *Service) RequireLogin(ctx context.Context, p caller.Principal, id strin
 	})
 }
 
+var errNotSimulated = apierr.New(apierr.FailedPrecondition, "NOT_SIMULATED", "the connection's institution is not simulated: only sandbox institutions move in time")
+
+// AdvanceDays moves a SUCCEEDED sandbox connection's bank forward by days (sandbox only; the
+// access rule says so) and returns the bank's new date.
+func (s *Service) AdvanceDays(ctx context.Context, p caller.Principal, id string, days int) (string, error) {
+	var date string
+	_, err := s.store.Update(ctx, p.ClientID, id, func(c *Connection, sec *Secrets) (Change, error) {
+		if c.Status != Succeeded {
+			return Change{}, apierr.New(apierr.FailedPrecondition, "NOT_SUCCEEDED", "only a SUCCEEDED connection has a bank to move in time")
+		}
+		in, err := s.institution(ctx, c.InstitutionID)
+		if err != nil {
+			return Change{}, err
+		}
+		tm, ok := s.providers[in.Provider].(TimeMachine)
+		if !ok {
+			return Change{}, errNotSimulated
+		}
+		l, _, err := s.openLogin(c, sec, in)
+		if err != nil {
+			return Change{}, err
+		}
+		state, d, err := tm.AdvanceDays(l, days)
+		if err != nil {
+			return Change{}, fmt.Errorf("advance %s: %w", in.Provider, err)
+		}
+		sec.ProviderState, date = s.box.Seal(state, []byte("state:"+c.ID)), d
+		return Change{}, nil
+	})
+	return date, err
+}
+
+// Link is what the services that read a connection's data upstream need.
+type Link struct {
+	Connection  Connection
+	Institution Institution
+	// UpstreamState is the provider's state after the login, opened: only the provider's own
+	// adapters read it.
+	UpstreamState []byte
+}
+
+// ConnectionLink returns a connection's link for another service, which names the client.
+func (s *Service) ConnectionLink(ctx context.Context, p caller.Principal, clientID, id string) (Link, error) {
+	if p.Kind != apiv1.Principal_PRINCIPAL_SERVICE {
+		return Link{}, ErrConnectionNotFound
+	}
+	c, sec, err := s.store.ConnectionSecrets(ctx, clientID, id)
+	if err != nil {
+		return Link{}, err
+	}
+	in, err := s.institution(ctx, c.InstitutionID)
+	if err != nil {
+		return Link{}, err
+	}
+	l := Link{Connection: c, Institution: in}
+	if sec.ProviderState != nil {
+		if l.UpstreamState, err = s.box.Open(sec.ProviderState, []byte("state:"+c.ID)); err != nil {
+			return Link{}, fmt.Errorf("open provider state: %w", err)
+		}
+	}
+	return l, nil
+}
+
 // FireStatusEvent writes a connection.status_changed event with the current status (sandbox only).
 func (s *Service) FireStatusEvent(ctx context.Context, p caller.Principal, id string) (string, error) {
 	return s.store.FireStatusEvent(ctx, p.ClientID, id, s.now().UTC())

@@ -17,6 +17,9 @@ type Store interface {
 	CreateConnection(ctx context.Context, c Connection, s Secrets, step Step, job Job) error
 	// GetConnection returns a connection and its timeline, oldest step first.
 	GetConnection(ctx context.Context, clientID, id string) (Connection, []Step, error)
+	// ConnectionSecrets returns a connection with its sealed secrets, for the services that read
+	// its data upstream.
+	ConnectionSecrets(ctx context.Context, clientID, id string) (Connection, Secrets, error)
 	ListConnections(ctx context.Context, clientID, userID string, p Page) ([]Connection, error)
 	// Update locks the connection, lets fn change it and its secrets, and writes the result, the
 	// step and event fn reports, and the jobs it asks for, in one transaction. clientID "" is the

@@ -102,7 +102,7 @@ func (g *GRPC) ListConsents(ctx context.Context, req *consentv1.ListConsentsRequ
 			return nil, apierr.Invalid("status", "is not a consent status")
 		}
 	}
-	cs, err := g.svc.ListConsents(ctx, caller.From(ctx), f, p)
+	cs, err := g.svc.ListConsents(ctx, caller.From(ctx), req.GetClientId(), f, p)
 	if err != nil {
 		return nil, err
 	}

@@ -31,14 +31,15 @@ var Products = []string{"ACCOUNTS", "BALANCES", "TRANSACTIONS", "IDENTITY", "INV
 
 // Service is the consent logic over a Store.
 type Service struct {
-	store Store
-	box   *secretbox.Box
-	log   *slog.Logger
-	now   func() time.Time
+	store    Store
+	watchers []Watcher
+	box      *secretbox.Box
+	log      *slog.Logger
+	now      func() time.Time
 }
 
 // NewService checks cfg and returns the service.
-func NewService(store Store, cfg Config, log *slog.Logger) (*Service, error) {
+func NewService(store Store, watchers []Watcher, cfg Config, log *slog.Logger) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("consent config: %w", err)
 	}
@@ -46,7 +47,7 @@ func NewService(store Store, cfg Config, log *slog.Logger) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("consent config: PUENTE_ENCRYPTION_KEYS: %w", err)
 	}
-	return &Service{store: store, box: box, log: log, now: time.Now}, nil
+	return &Service{store: store, watchers: watchers, box: box, log: log, now: time.Now}, nil
 }
 
 // SetClock replaces the clock, for tests.
@@ -221,12 +222,21 @@ func (s *Service) GetConsent(ctx context.Context, p caller.Principal, clientID, 
 
 // ListConsents lists the client's consents matching f, newest first (a task token: its user's;
 // one naming a consent: that one).
-func (s *Service) ListConsents(ctx context.Context, p caller.Principal, f Filter, page Page) ([]Consent, error) {
+func (s *Service) ListConsents(ctx context.Context, p caller.Principal, clientID string, f Filter, page Page) ([]Consent, error) {
 	if f.Status != "" && !slices.Contains(Statuses, f.Status) {
 		return nil, apierr.Invalid("status", "is not a consent status")
 	}
+	if p.Kind == apiv1.Principal_PRINCIPAL_SERVICE {
+		if clientID == "" {
+			return nil, apierr.Invalid("client_id", "is required with a service token")
+		}
+		return s.store.ListConsents(ctx, clientID, f, page)
+	}
 	if p.ClientID == "" {
 		return nil, ErrPermissionDenied
+	}
+	if clientID != "" && clientID != p.ClientID {
+		return nil, nil // another client's consents: none to see
 	}
 	if p.UserID != "" {
 		if f.UserID != "" && f.UserID != p.UserID {
@@ -345,9 +355,47 @@ func (s *Service) AuthoriseConsent(ctx context.Context, p caller.Principal, a Au
 // JobExpire expires a consent at its expire_time. Args: {"consent_id": "cns_…"}.
 const JobExpire = "consent.expire"
 
+// JobNotify tells the watchers of consents about a change of status. Args: a Change.
+const JobNotify = "consent.notify"
+
+// Change is a consent's move to Status at At.
+type Change struct {
+	ClientID  string    `json:"client_id"`
+	ConsentID string    `json:"consent_id"`
+	Status    Status    `json:"status"`
+	At        time.Time `json:"at"`
+}
+
+// Watcher is a service that keeps something for consents (their data, their refresh schedule)
+// and must hear of every change of status. A call may repeat, and changes may arrive out of
+// order: At tells them apart.
+type Watcher interface {
+	ConsentChanged(ctx context.Context, c Consent, ch Change) error
+}
+
 // Handlers are the service's job handlers.
 func (s *Service) Handlers() map[string]jobs.Handler {
-	return map[string]jobs.Handler{JobExpire: s.expire}
+	return map[string]jobs.Handler{JobExpire: s.expire, JobNotify: s.notify}
+}
+
+// notify tells every watcher of a change, retried (for about a day) until all have heard it.
+func (s *Service) notify(ctx context.Context, j jobs.Job) error {
+	var ch Change
+	if err := json.Unmarshal(j.Args, &ch); err != nil || ch.ConsentID == "" {
+		return jobs.Cancel(fmt.Errorf("bad args %s: %v", j.Args, err))
+	}
+	c, _, err := s.store.GetConsent(ctx, ch.ClientID, ch.ConsentID)
+	if errors.Is(err, ErrConsentNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, w := range s.watchers {
+		errs = append(errs, w.ConsentChanged(ctx, c, ch))
+	}
+	return errors.Join(errs...)
 }
 
 type jobArgs struct {

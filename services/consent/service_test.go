@@ -81,7 +81,7 @@ func setup(t testing.TB) bundle {
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
 
-	svc, err := consent.NewService(consentpg.New(pool), consent.Config{EncryptionKeys: secretbox.NewKeySpec("t1")}, discard())
+	svc, err := consent.NewService(consentpg.New(pool), nil, consent.Config{EncryptionKeys: secretbox.NewKeySpec("t1")}, discard())
 	require.NoError(t, err)
 	clk := &clock{now: time.Now().UTC().Truncate(time.Second)}
 	svc.SetClock(clk.Now)
@@ -567,7 +567,7 @@ func TestCreateConsent(t *testing.T) {
 		other := ids.New("cli")
 		_, _, err := b.svc.CreateConsent(b.ctx, clientP(other), consent.NewConsent{UserID: user, InstitutionID: ins, Products: []string{"LOANS"}})
 		requireInvalid(t, err, "products[0]")
-		cs, err := b.svc.ListConsents(b.ctx, clientP(other), consent.Filter{}, consent.Page{Limit: 10})
+		cs, err := b.svc.ListConsents(b.ctx, clientP(other), "", consent.Filter{}, consent.Page{Limit: 10})
 		require.NoError(t, err)
 		require.Empty(t, cs)
 	})
@@ -690,7 +690,7 @@ func TestListConsents(t *testing.T) {
 		{"a task token narrowed to another user's consent sees nothing", taskP(b.client, alice, b1.ID), consent.Filter{}, []string{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cs, err := b.svc.ListConsents(b.ctx, tc.p, tc.f, consent.Page{Limit: 50})
+			cs, err := b.svc.ListConsents(b.ctx, tc.p, "", tc.f, consent.Page{Limit: 50})
 			require.NoError(t, err)
 			require.Equal(t, tc.want, consentIDs(cs))
 		})
@@ -746,16 +746,19 @@ func TestExpiryByJob(t *testing.T) {
 		b.clock.Advance(time.Minute)
 		c, _, err := authorise(b, c, ids.New("con"))
 		require.NoError(t, err)
+		ran, err := b.worker.RunOnce(b.ctx)
+		require.NoError(t, err)
+		require.Equal(t, 1, ran, "the watchers hear of the authorisation")
 
 		b.clock.Set(c.ExpiresAt.Add(-time.Second))
-		ran, err := b.worker.RunOnce(b.ctx)
+		ran, err = b.worker.RunOnce(b.ctx)
 		require.NoError(t, err)
 		require.Zero(t, ran, "the job is not due before the expire_time")
 
 		b.clock.Set(c.ExpiresAt.Add(time.Minute))
 		ran, err = b.worker.RunOnce(b.ctx)
 		require.NoError(t, err)
-		require.Equal(t, 1, ran)
+		require.Equal(t, 2, ran, "the expiry, then the watchers hear of it")
 
 		got, h, _ := get(t, b, c)
 		require.Equal(t, consent.Expired, got.Status)
@@ -769,7 +772,7 @@ func TestExpiryByJob(t *testing.T) {
 		require.Equal(t, "EXPIRED", evs[2].Data["status"])
 
 		var state string
-		require.NoError(t, superuser(t, b).QueryRow(b.ctx, `SELECT state FROM consent.jobs WHERE args->>'consent_id' = $1`, c.ID).Scan(&state))
+		require.NoError(t, superuser(t, b).QueryRow(b.ctx, `SELECT state FROM consent.jobs WHERE kind = 'consent.expire' AND args->>'consent_id' = $1`, c.ID).Scan(&state))
 		require.Equal(t, "done", state)
 		ran, err = b.worker.RunOnce(b.ctx)
 		require.NoError(t, err)
@@ -804,7 +807,7 @@ func TestExpiryByJob(t *testing.T) {
 		late := jobs.NewWorker(jobs.Options{Pool: b.pool, Handlers: b.svc.Handlers(), Now: func() time.Time { return runAt }, Logger: discard()})
 		ran, err = late.RunOnce(b.ctx)
 		require.NoError(t, err)
-		require.Equal(t, 1, ran)
+		require.Equal(t, 2, ran, "the expiry, then the watchers hear of it")
 		got, _, _ = get(t, b, c)
 		require.Equal(t, consent.Expired, got.Status)
 	})
@@ -879,7 +882,7 @@ func TestCreateConsentIdempotency(t *testing.T) {
 	}
 	list := func(t *testing.T, b bundle) []consent.Consent {
 		t.Helper()
-		cs, err := b.svc.ListConsents(b.ctx, clientP(b.client), consent.Filter{}, consent.Page{Limit: 50})
+		cs, err := b.svc.ListConsents(b.ctx, clientP(b.client), "", consent.Filter{}, consent.Page{Limit: 50})
 		require.NoError(t, err)
 		return cs
 	}

@@ -21,6 +21,8 @@ import (
 	authtokenv1 "puente.dev/gen/go/puente/authtoken/v1"
 	connectionv1 "puente.dev/gen/go/puente/connection/v1"
 	consentv1 "puente.dev/gen/go/puente/consent/v1"
+	extractionv1 "puente.dev/gen/go/puente/extraction/v1"
+	syncv1 "puente.dev/gen/go/puente/sync/v1"
 	webhookv1 "puente.dev/gen/go/puente/webhook/v1"
 	"puente.dev/gen/openapi"
 	"puente.dev/pkg/authn"
@@ -45,6 +47,8 @@ type Backends struct {
 	Connection grpc.ClientConnInterface
 	Consent    grpc.ClientConnInterface
 	Webhook    grpc.ClientConnInterface
+	Extraction grpc.ClientConnInterface
+	Sync       grpc.ClientConnInterface
 }
 
 // New returns the REST handler.
@@ -92,6 +96,12 @@ func New(ctx context.Context, cfg Config, b Backends, v Verifier, log *slog.Logg
 		},
 		"EventService": func() error {
 			return webhookv1.RegisterEventServiceHandlerClient(ctx, mux, webhookv1.NewEventServiceClient(b.Webhook))
+		},
+		"ExtractionService": func() error {
+			return extractionv1.RegisterExtractionServiceHandlerClient(ctx, mux, extractionv1.NewExtractionServiceClient(b.Extraction))
+		},
+		"SyncService": func() error {
+			return syncv1.RegisterSyncServiceHandlerClient(ctx, mux, syncv1.NewSyncServiceClient(b.Sync))
 		},
 		"consent SandboxService": func() error {
 			return consentv1.RegisterSandboxServiceHandlerClient(ctx, mux, consentv1.NewSandboxServiceClient(b.Consent))

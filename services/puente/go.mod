@@ -14,7 +14,9 @@ require (
 	puente.dev/services/authtoken v0.0.0
 	puente.dev/services/connection v0.0.0
 	puente.dev/services/consent v0.0.0
+	puente.dev/services/extraction v0.0.0
 	puente.dev/services/gateway v0.0.0
+	puente.dev/services/sync v0.0.0
 	puente.dev/services/webhook v0.0.0
 )
 
@@ -58,6 +60,8 @@ replace (
 	puente.dev/services/authtoken => ../authtoken
 	puente.dev/services/connection => ../connection
 	puente.dev/services/consent => ../consent
+	puente.dev/services/extraction => ../extraction
 	puente.dev/services/gateway => ../gateway
+	puente.dev/services/sync => ../sync
 	puente.dev/services/webhook => ../webhook
 )

@@ -221,6 +221,22 @@ func (s *Store) ListUsers(ctx context.Context, clientID, externalRef string, p a
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (authtoken.User, error) { return scanUser(r) })
 }
 
+func (s *Store) ResolveUsers(ctx context.Context, clientID string, ids, externalRefs []string) ([]authtoken.User, error) {
+	rows, err := s.db.Query(ctx, `SELECT `+userColumns+` FROM users
+		WHERE client_id = $1 AND (id = ANY($2) OR external_ref = ANY($3))`, clientID, nonNilStrings(ids), nonNilStrings(externalRefs))
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (authtoken.User, error) { return scanUser(r) })
+}
+
+func nonNilStrings(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
 func (s *Store) CreateLinkToken(ctx context.Context, t authtoken.LinkToken) error {
 	_, err := s.db.Exec(ctx, `INSERT INTO link_tokens (id, client_id, user_id, token_hash, products, country, language, redirect_uri, consent_id, created_at, expires_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,

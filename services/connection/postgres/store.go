@@ -246,6 +246,14 @@ func (s *Store) GetConnection(ctx context.Context, clientID, id string) (c conne
 	return c, steps, err
 }
 
+func (s *Store) ConnectionSecrets(ctx context.Context, clientID, id string) (connection.Connection, connection.Secrets, error) {
+	var sec connection.Secrets
+	c, err := scanConnection(s.pool.QueryRow(ctx, `SELECT `+connectionColumns+`, credentials, provider_state, answers, redirect_state, round
+		FROM connections WHERE client_id = $1 AND id = $2`, clientID, id),
+		&sec.Credentials, &sec.ProviderState, &sec.Answers, &sec.RedirectState, &sec.Round)
+	return c, sec, interpretError(err, connection.ErrConnectionNotFound)
+}
+
 func (s *Store) ListConnections(ctx context.Context, clientID, userID string, p connection.Page) ([]connection.Connection, error) {
 	rows, err := s.pool.Query(ctx, `SELECT `+connectionColumns+` FROM connections
 		WHERE client_id = $1 AND ($2 = '' OR user_id = $2) AND ($3 = '' OR id < $3) ORDER BY id DESC LIMIT $4`,

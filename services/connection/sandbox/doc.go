@@ -28,6 +28,8 @@
 //	|                    |            | (2s); the second Poll succeeds                                                      |                             |      |
 //	| user_relogin       | pass_good  | Succeeds like user_good; the service's sandbox controls later flip the connection   | SUCCEEDED (later            | 200  |
 //	|                    |            | to LOGIN_REQUIRED to exercise re-authentication                                     | LOGIN_REQUIRED)             |      |
+//	| user_partial       | pass_good  | Succeeds like user_good; its credit card's transactions cannot be read, so a     | SUCCEEDED                   | 200  |
+//	|                    |            | refresh of its data ends with that account in ERROR (INSTITUTION_UNAVAILABLE)       |                             |      |
 //	| user_badpass       | (any)      | Wrong password whatever is sent                                                     | FAILED INVALID_CREDENTIALS  | 401  |
 //	| user_locked        | pass_good  | The account is locked at the institution                                            | FAILED LOCKED               | 405  |
 //	| user_action        | pass_good  | The user must do something on the institution's own site first                      | FAILED USER_ACTION_REQUIRED | 408  |
@@ -60,7 +62,10 @@
 //
 // # Data
 //
-// Accounts and Transactions return each user's data, generated from a PRNG seeded with the
-// username: the same user gets the same data in every call and every process, and dates are
-// relative to the fixed anchor 2026-01-01 (AnchorDate), not to the current time.
+// A login that succeeds keeps, in its state, whose bank it is: the username (the connection id
+// for a redirect) and the bank's day, 0 at first. The extraction service's sandbox adapter reads
+// that bank from pkg/sandboxdata, the same in every call and every process, with dates relative
+// to the fixed anchor 2026-01-01, not to the current time. AdvanceDays (the sandbox control
+// POST /v1/sandbox/connections/{id}:advanceDays) moves the day on: new transactions appear
+// pending, pending ones book or are released, booked ones get cleaner descriptions.
 package sandbox

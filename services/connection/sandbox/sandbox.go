@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"puente.dev/pkg/sandboxdata"
 	"puente.dev/services/connection"
 )
 
@@ -29,6 +30,7 @@ const (
 	UserBadPass    = "user_badpass"
 	UserLocked     = "user_locked"
 	UserAction     = "user_action"
+	UserPartial    = "user_partial"
 )
 
 // The right answers.
@@ -171,6 +173,7 @@ var scripts = map[string]script{
 const (
 	phaseMFA     = "mfa"
 	phaseRunning = "running"
+	phaseLinked  = "linked" // logged in: the state names the bank data
 )
 
 const stateVersion = 1
@@ -186,6 +189,7 @@ type loginState struct {
 	Round       int    `json:"round,omitempty"`   // round of the pending challenge
 	Expires     int64  `json:"expires,omitempty"` // deadline of the pending challenge, Unix ms
 	Polls       int    `json:"polls,omitempty"`
+	Day         int    `json:"day,omitempty"` // linked: days the bank has moved on since AnchorDate
 }
 
 func (s loginState) encode() []byte {
@@ -223,6 +227,10 @@ func decodeState(b []byte, inst connection.Institution) (loginState, error) {
 		if s.User != UserSlow || s.Polls < 0 || s.Polls >= slowPolls {
 			return s, fmt.Errorf("sandbox: login state is not a running login")
 		}
+	case phaseLinked:
+		if s.User == "" || s.Day < 0 {
+			return s, fmt.Errorf("sandbox: login state is not a linked login")
+		}
 	default:
 		return s, fmt.Errorf("sandbox: login state phase %q", s.Phase)
 	}
@@ -253,8 +261,11 @@ func failed(reason connection.Reason, code, msg string) connection.Outcome {
 	return connection.Outcome{Status: connection.Failed, Reason: reason, UpstreamCode: code, Message: msg}
 }
 
-func succeeded() connection.Outcome {
-	return connection.Outcome{Status: connection.Succeeded, UpstreamCode: codeFinish, Message: "Finish: the information was processed"}
+// succeeded links user at inst: the state it keeps is whose bank data the extraction service's
+// sandbox adapter reads (see Link), starting on day 0.
+func succeeded(inst, user string) connection.Outcome {
+	state := loginState{V: stateVersion, Institution: inst, User: user, Phase: phaseLinked}
+	return connection.Outcome{Status: connection.Succeeded, UpstreamCode: codeFinish, Message: "Finish: the information was processed", State: state.encode()}
 }
 
 func unavailable() connection.Outcome {
@@ -309,8 +320,8 @@ func (p *Provider) Start(ctx context.Context, l connection.Login) (connection.Ou
 		return unauthorized("the username or password is not valid"), nil
 	}
 	switch user {
-	case UserGood, UserRelogin:
-		return succeeded(), nil
+	case UserGood, UserRelogin, UserPartial:
+		return succeeded(inst.ExternalID, user), nil
 	case UserLocked:
 		return failed(connection.Locked, codeLocked, "Locked: the account is locked at the institution"), nil
 	case UserAction:
@@ -403,7 +414,7 @@ func (p *Provider) Answer(ctx context.Context, l connection.Login, answers map[s
 		return p.ask(l, s, "WaitingTwofa: the answer is not valid, try again"), nil
 	}
 	if s.Step+1 == len(sc.steps) {
-		return succeeded(), nil
+		return succeeded(inst.ExternalID, s.User), nil
 	}
 	s.Step++
 	s.Retries = 0
@@ -431,9 +442,32 @@ func (p *Provider) Poll(ctx context.Context, l connection.Login) (connection.Out
 	}
 	s.Polls++
 	if s.Polls >= slowPolls {
-		return succeeded(), nil
+		return succeeded(inst.ExternalID, s.User), nil
 	}
 	return running(s), nil
+}
+
+// MaxDays is as far as AdvanceDays moves a bank from AnchorDate: ten years.
+const MaxDays = 3650
+
+// AdvanceDays implements connection.TimeMachine: the linked login's bank moves days forward.
+func (p *Provider) AdvanceDays(l connection.Login, days int) ([]byte, string, error) {
+	s, err := decodeState(l.State, institution(l))
+	if err != nil {
+		return nil, "", err
+	}
+	if s.Phase != phaseLinked {
+		return nil, "", fmt.Errorf("sandbox: AdvanceDays on a login that is not linked")
+	}
+	if days < 1 || s.Day+days > MaxDays {
+		return nil, "", fmt.Errorf("sandbox: AdvanceDays by %d from day %d: the sandbox's banks run for %d days", days, s.Day, MaxDays)
+	}
+	s.Day += days
+	anchor, err := time.Parse(time.DateOnly, sandboxdata.AnchorDate)
+	if err != nil {
+		return nil, "", err
+	}
+	return s.encode(), anchor.AddDate(0, 0, s.Day).Format(time.DateOnly), nil
 }
 
 // AuthorizeURL is the fake hosted consent page of REDIRECT institutions.
@@ -477,7 +511,8 @@ func (p *Provider) Callback(ctx context.Context, l connection.Login, params map[
 	}
 	switch strings.ToLower(strings.TrimSpace(params["result"])) {
 	case "approve":
-		return succeeded(), nil
+		// No username at a redirect: the connection is whose bank it is.
+		return succeeded(inst.ExternalID, l.ConnectionID), nil
 	case "deny":
 		return failed(connection.RedirectDenied, "access_denied", "access_denied: the user denied the consent"), nil
 	default:

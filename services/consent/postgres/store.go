@@ -193,6 +193,10 @@ func (s *Store) Update(ctx context.Context, clientID, id string, fn func(*consen
 			if err := record(ctx, tx, "consent.status_changed", c, *entry); err != nil {
 				return err
 			}
+			// The services keeping data and schedules for the consent hear of it, whatever happens next.
+			if err := jobs.Enqueue(ctx, tx, consent.JobNotify, consent.Change{ClientID: c.ClientID, ConsentID: c.ID, Status: entry.Status, At: entry.At}, jobs.EnqueueOptions{MaxAttempts: 50}); err != nil {
+				return err
+			}
 		}
 		// Under the row's lock, no other entry can be added meanwhile.
 		var h historyDest

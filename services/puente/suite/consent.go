@@ -6,6 +6,8 @@ import (
 
 	"google.golang.org/grpc"
 
+	extractionv1 "puente.dev/gen/go/puente/extraction/v1"
+	syncv1 "puente.dev/gen/go/puente/sync/v1"
 	"puente.dev/pkg/jobs"
 	"puente.dev/services/consent"
 	consentpg "puente.dev/services/consent/postgres"
@@ -13,12 +15,16 @@ import (
 
 func init() { migrations["consent"] = consentpg.Migrate }
 
-func startConsent(ctx context.Context, s *Suite, webhookConn *grpc.ClientConn) error {
+func startConsent(ctx context.Context, s *Suite, webhookConn, extractionConn, syncConn *grpc.ClientConn) error {
 	pool, err := s.database(ctx, "consent", consentpg.Schema)
 	if err != nil {
 		return err
 	}
-	svc, err := consent.NewService(consentpg.New(pool), s.cfg.Consent, s.log)
+	watchers := []consent.Watcher{
+		consent.ExtractionWatcher{Client: extractionv1.NewExtractionServiceClient(extractionConn), ServiceToken: s.cfg.ServiceToken},
+		consent.SyncWatcher{Client: syncv1.NewSyncServiceClient(syncConn), ServiceToken: s.cfg.ServiceToken},
+	}
+	svc, err := consent.NewService(consentpg.New(pool), watchers, s.cfg.Consent, s.log)
 	if err != nil {
 		return err
 	}

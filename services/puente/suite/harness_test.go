@@ -29,7 +29,9 @@ import (
 	"puente.dev/services/authtoken"
 	"puente.dev/services/connection"
 	"puente.dev/services/consent"
+	"puente.dev/services/extraction"
 	"puente.dev/services/puente/suite"
+	syncs "puente.dev/services/sync"
 	"puente.dev/services/webhook"
 )
 
@@ -106,6 +108,9 @@ func suiteConfig(t testing.TB) (suite.Config, string) {
 	cfg.Consent = consent.Config{EncryptionKeys: cfg.Authtoken.EncryptionKeys}
 	cfg.Connection = connection.Config{EncryptionKeys: cfg.Authtoken.EncryptionKeys, HashKey: cfg.Authtoken.HashKey,
 		PublicURL: "http://puente.test", Sandbox: true, Workers: 4}
+	cfg.Extraction = extraction.Config{EncryptionKeys: cfg.Authtoken.EncryptionKeys, Sandbox: true, PurgeAfter: 24 * time.Hour,
+		ProviderConcurrency: 16, Workers: 4}
+	cfg.Sync = syncs.Config{EncryptionKeys: cfg.Authtoken.EncryptionKeys, InstitutionConcurrency: 8, DefaultInterval: 24 * time.Hour, Workers: 8}
 	cfg.Gateway.AllowedOrigins = []string{"https://app.example"}
 	cfg.Webhook = webhook.Config{
 		EncryptionKeys: cfg.Authtoken.EncryptionKeys, AllowInsecureURLs: true,

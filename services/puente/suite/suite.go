@@ -27,12 +27,14 @@ import (
 	"puente.dev/services/authtoken"
 	"puente.dev/services/connection"
 	"puente.dev/services/consent"
+	"puente.dev/services/extraction"
 	"puente.dev/services/gateway"
+	syncs "puente.dev/services/sync"
 	"puente.dev/services/webhook"
 )
 
 // Names are the services this binary can run, in start order.
-var Names = []string{"authtoken", "webhook", "consent", "connection", "gateway"}
+var Names = []string{"authtoken", "webhook", "consent", "connection", "extraction", "sync", "gateway"}
 
 // migrations of each service that owns tables.
 var migrations = map[string]func(ctx context.Context, url string) error{}
@@ -51,6 +53,8 @@ type Config struct {
 	ConnectionAddr string `env:"PUENTE_CONNECTION_ADDR"`
 	ConsentAddr    string `env:"PUENTE_CONSENT_ADDR"`
 	WebhookAddr    string `env:"PUENTE_WEBHOOK_ADDR"`
+	ExtractionAddr string `env:"PUENTE_EXTRACTION_ADDR"`
+	SyncAddr       string `env:"PUENTE_SYNC_ADDR"`
 	// AdminToken is the operator's bearer token for the admin API; empty disables it.
 	AdminToken string `env:"PUENTE_ADMIN_TOKEN"`
 	// ServiceToken is the bearer token services call each other's internal methods with.
@@ -63,6 +67,8 @@ type Config struct {
 	Connection connection.Config
 	Gateway    gateway.Config
 	Webhook    webhook.Config
+	Extraction extraction.Config
+	Sync       syncs.Config
 }
 
 // Parse reads a -service value: "all" or a comma-separated list of names.
@@ -180,36 +186,54 @@ func Start(ctx context.Context, cfg Config, services []string, log *slog.Logger)
 			return nil, err
 		}
 	}
-	var webhookConn *grpc.ClientConn
-	if s.runs("consent") || s.runs("connection") || s.runs("gateway") {
-		if webhookConn, err = s.dial(cfg.WebhookAddr, "webhook"); err != nil {
-			return nil, err
+	// The services call each other; connections are dialled on first use (a gRPC client
+	// connects lazily, so a service may be dialled before it starts).
+	conns := map[string]*grpc.ClientConn{"authtoken": authtokenConn}
+	conn := func(name string) *grpc.ClientConn {
+		if c, ok := conns[name]; ok || err != nil {
+			return c
 		}
+		addr := map[string]string{
+			"webhook": cfg.WebhookAddr, "consent": cfg.ConsentAddr, "connection": cfg.ConnectionAddr,
+			"extraction": cfg.ExtractionAddr, "sync": cfg.SyncAddr,
+		}[name]
+		conns[name], err = s.dial(addr, name)
+		return conns[name]
 	}
 	if s.runs("consent") {
-		if err := startConsent(ctx, s, webhookConn); err != nil {
-			return nil, err
-		}
-	}
-	var consentConn *grpc.ClientConn
-	if s.runs("connection") || s.runs("gateway") {
-		if consentConn, err = s.dial(cfg.ConsentAddr, "consent"); err != nil {
+		if err := startConsent(ctx, s, conn("webhook"), conn("extraction"), conn("sync")); err != nil {
 			return nil, err
 		}
 	}
 	if s.runs("connection") {
-		if err := startConnection(ctx, s, authtokenConn, consentConn, webhookConn); err != nil {
+		if err := startConnection(ctx, s, authtokenConn, conn("consent"), conn("webhook")); err != nil {
+			return nil, err
+		}
+	}
+	if s.runs("extraction") {
+		if err := startExtraction(ctx, s, conn("consent"), conn("connection"), conn("webhook")); err != nil {
+			return nil, err
+		}
+	}
+	if s.runs("sync") {
+		if err := startSync(ctx, s, authtokenConn, conn("consent"), conn("extraction"), conn("webhook")); err != nil {
 			return nil, err
 		}
 	}
 	if s.runs("gateway") {
-		connectionConn, err := s.dial(cfg.ConnectionAddr, "connection")
+		b := gateway.Backends{
+			Authtoken: authtokenConn, Connection: conn("connection"), Consent: conn("consent"), Webhook: conn("webhook"),
+			Extraction: conn("extraction"), Sync: conn("sync"),
+		}
 		if err != nil {
 			return nil, err
 		}
-		if err := startGateway(ctx, s, gateway.Backends{Authtoken: authtokenConn, Connection: connectionConn, Consent: consentConn, Webhook: webhookConn}); err != nil {
+		if err := startGateway(ctx, s, b); err != nil {
 			return nil, err
 		}
+	}
+	if err != nil {
+		return nil, err
 	}
 	go func() { s.errs <- s.grpc.Serve(s.grpcLis) }()
 	if s.http != nil {

@@ -584,6 +584,110 @@ func (x *ListUsersResponse) GetNextPageToken() string {
 	return ""
 }
 
+type ResolveUsersRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ClientId      string                 `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	Ids           []string               `protobuf:"bytes,2,rep,name=ids,proto3" json:"ids,omitempty"`
+	ExternalRefs  []string               `protobuf:"bytes,3,rep,name=external_refs,json=externalRefs,proto3" json:"external_refs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResolveUsersRequest) Reset() {
+	*x = ResolveUsersRequest{}
+	mi := &file_puente_authtoken_v1_user_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResolveUsersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResolveUsersRequest) ProtoMessage() {}
+
+func (x *ResolveUsersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_puente_authtoken_v1_user_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResolveUsersRequest.ProtoReflect.Descriptor instead.
+func (*ResolveUsersRequest) Descriptor() ([]byte, []int) {
+	return file_puente_authtoken_v1_user_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ResolveUsersRequest) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *ResolveUsersRequest) GetIds() []string {
+	if x != nil {
+		return x.Ids
+	}
+	return nil
+}
+
+func (x *ResolveUsersRequest) GetExternalRefs() []string {
+	if x != nil {
+		return x.ExternalRefs
+	}
+	return nil
+}
+
+type ResolveUsersResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Users         []*User                `protobuf:"bytes,1,rep,name=users,proto3" json:"users,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResolveUsersResponse) Reset() {
+	*x = ResolveUsersResponse{}
+	mi := &file_puente_authtoken_v1_user_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResolveUsersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResolveUsersResponse) ProtoMessage() {}
+
+func (x *ResolveUsersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_puente_authtoken_v1_user_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResolveUsersResponse.ProtoReflect.Descriptor instead.
+func (*ResolveUsersResponse) Descriptor() ([]byte, []int) {
+	return file_puente_authtoken_v1_user_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ResolveUsersResponse) GetUsers() []*User {
+	if x != nil {
+		return x.Users
+	}
+	return nil
+}
+
 var File_puente_authtoken_v1_user_proto protoreflect.FileDescriptor
 
 const file_puente_authtoken_v1_user_proto_rawDesc = "" +
@@ -621,7 +725,13 @@ const file_puente_authtoken_v1_user_proto_rawDesc = "" +
 	"\fexternal_ref\x18\x03 \x01(\tB\v\xbaH\x05r\x03\x18\x80\x01\x80\x01\x01R\vexternalRef\"l\n" +
 	"\x11ListUsersResponse\x12/\n" +
 	"\x05users\x18\x01 \x03(\v2\x19.puente.authtoken.v1.UserR\x05users\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*U\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xd2\x01\n" +
+	"\x13ResolveUsersRequest\x12@\n" +
+	"\tclient_id\x18\x01 \x01(\tB#\xbaH r\x1e2\x1c^cli_[0-9A-HJKMNP-TV-Z]{26}$R\bclientId\x12=\n" +
+	"\x03ids\x18\x02 \x03(\tB+\xbaH(\x92\x01%\x10\xe8\a\" r\x1e2\x1c^usr_[0-9A-HJKMNP-TV-Z]{26}$R\x03ids\x12:\n" +
+	"\rexternal_refs\x18\x03 \x03(\tB\x15\xbaH\x0f\x92\x01\f\x10\xe8\a\"\ar\x05\x10\x01\x18\x80\x01\x80\x01\x01R\fexternalRefs\"G\n" +
+	"\x14ResolveUsersResponse\x12/\n" +
+	"\x05users\x18\x01 \x03(\v2\x19.puente.authtoken.v1.UserR\x05users*U\n" +
 	"\bUserKind\x12\x19\n" +
 	"\x15USER_KIND_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11USER_KIND_NATURAL\x10\x01\x12\x17\n" +
@@ -632,7 +742,7 @@ const file_puente_authtoken_v1_user_proto_rawDesc = "" +
 	"\x0fTAX_ID_TYPE_CPF\x10\x02\x12\x14\n" +
 	"\x10TAX_ID_TYPE_CNPJ\x10\x03\x12\x13\n" +
 	"\x0fTAX_ID_TYPE_RFC\x10\x04\x12\x15\n" +
-	"\x11TAX_ID_TYPE_OTHER\x10\x052\xf6\x02\n" +
+	"\x11TAX_ID_TYPE_OTHER\x10\x052\xe4\x03\n" +
 	"\vUserService\x12z\n" +
 	"\n" +
 	"CreateUser\x12&.puente.authtoken.v1.CreateUserRequest\x1a'.puente.authtoken.v1.CreateUserResponse\"\x1b\x8a\xb5\x18\x03\n" +
@@ -640,7 +750,9 @@ const file_puente_authtoken_v1_user_proto_rawDesc = "" +
 	"\aGetUser\x12#.puente.authtoken.v1.GetUserRequest\x1a$.puente.authtoken.v1.GetUserResponse\"\x1e\x8a\xb5\x18\x04\n" +
 	"\x02\x03\x04\x82\xd3\xe4\x93\x02\x10\x12\x0e/v1/users/{id}\x12u\n" +
 	"\tListUsers\x12%.puente.authtoken.v1.ListUsersRequest\x1a&.puente.authtoken.v1.ListUsersResponse\"\x19\x8a\xb5\x18\x04\n" +
-	"\x02\x03\x04\x82\xd3\xe4\x93\x02\v\x12\t/v1/usersB\xc5\x01\n" +
+	"\x02\x03\x04\x82\xd3\xe4\x93\x02\v\x12\t/v1/users\x12l\n" +
+	"\fResolveUsers\x12(.puente.authtoken.v1.ResolveUsersRequest\x1a).puente.authtoken.v1.ResolveUsersResponse\"\a\x8a\xb5\x18\x03\n" +
+	"\x01\x06B\xc5\x01\n" +
 	"\x17com.puente.authtoken.v1B\tUserProtoP\x01Z1puente.dev/gen/go/puente/authtoken/v1;authtokenv1\xa2\x02\x03PAX\xaa\x02\x13Puente.Authtoken.V1\xca\x02\x13Puente\\Authtoken\\V1\xe2\x02\x1fPuente\\Authtoken\\V1\\GPBMetadata\xea\x02\x15Puente::Authtoken::V1b\x06proto3"
 
 var (
@@ -656,7 +768,7 @@ func file_puente_authtoken_v1_user_proto_rawDescGZIP() []byte {
 }
 
 var file_puente_authtoken_v1_user_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_puente_authtoken_v1_user_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_puente_authtoken_v1_user_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_puente_authtoken_v1_user_proto_goTypes = []any{
 	(UserKind)(0),                 // 0: puente.authtoken.v1.UserKind
 	(TaxIdType)(0),                // 1: puente.authtoken.v1.TaxIdType
@@ -668,29 +780,34 @@ var file_puente_authtoken_v1_user_proto_goTypes = []any{
 	(*GetUserResponse)(nil),       // 7: puente.authtoken.v1.GetUserResponse
 	(*ListUsersRequest)(nil),      // 8: puente.authtoken.v1.ListUsersRequest
 	(*ListUsersResponse)(nil),     // 9: puente.authtoken.v1.ListUsersResponse
-	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
+	(*ResolveUsersRequest)(nil),   // 10: puente.authtoken.v1.ResolveUsersRequest
+	(*ResolveUsersResponse)(nil),  // 11: puente.authtoken.v1.ResolveUsersResponse
+	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
 }
 var file_puente_authtoken_v1_user_proto_depIdxs = []int32{
 	1,  // 0: puente.authtoken.v1.TaxId.type:type_name -> puente.authtoken.v1.TaxIdType
 	0,  // 1: puente.authtoken.v1.User.kind:type_name -> puente.authtoken.v1.UserKind
 	2,  // 2: puente.authtoken.v1.User.tax_id:type_name -> puente.authtoken.v1.TaxId
-	10, // 3: puente.authtoken.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	12, // 3: puente.authtoken.v1.User.create_time:type_name -> google.protobuf.Timestamp
 	0,  // 4: puente.authtoken.v1.CreateUserRequest.kind:type_name -> puente.authtoken.v1.UserKind
 	2,  // 5: puente.authtoken.v1.CreateUserRequest.tax_id:type_name -> puente.authtoken.v1.TaxId
 	3,  // 6: puente.authtoken.v1.CreateUserResponse.user:type_name -> puente.authtoken.v1.User
 	3,  // 7: puente.authtoken.v1.GetUserResponse.user:type_name -> puente.authtoken.v1.User
 	3,  // 8: puente.authtoken.v1.ListUsersResponse.users:type_name -> puente.authtoken.v1.User
-	4,  // 9: puente.authtoken.v1.UserService.CreateUser:input_type -> puente.authtoken.v1.CreateUserRequest
-	6,  // 10: puente.authtoken.v1.UserService.GetUser:input_type -> puente.authtoken.v1.GetUserRequest
-	8,  // 11: puente.authtoken.v1.UserService.ListUsers:input_type -> puente.authtoken.v1.ListUsersRequest
-	5,  // 12: puente.authtoken.v1.UserService.CreateUser:output_type -> puente.authtoken.v1.CreateUserResponse
-	7,  // 13: puente.authtoken.v1.UserService.GetUser:output_type -> puente.authtoken.v1.GetUserResponse
-	9,  // 14: puente.authtoken.v1.UserService.ListUsers:output_type -> puente.authtoken.v1.ListUsersResponse
-	12, // [12:15] is the sub-list for method output_type
-	9,  // [9:12] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	3,  // 9: puente.authtoken.v1.ResolveUsersResponse.users:type_name -> puente.authtoken.v1.User
+	4,  // 10: puente.authtoken.v1.UserService.CreateUser:input_type -> puente.authtoken.v1.CreateUserRequest
+	6,  // 11: puente.authtoken.v1.UserService.GetUser:input_type -> puente.authtoken.v1.GetUserRequest
+	8,  // 12: puente.authtoken.v1.UserService.ListUsers:input_type -> puente.authtoken.v1.ListUsersRequest
+	10, // 13: puente.authtoken.v1.UserService.ResolveUsers:input_type -> puente.authtoken.v1.ResolveUsersRequest
+	5,  // 14: puente.authtoken.v1.UserService.CreateUser:output_type -> puente.authtoken.v1.CreateUserResponse
+	7,  // 15: puente.authtoken.v1.UserService.GetUser:output_type -> puente.authtoken.v1.GetUserResponse
+	9,  // 16: puente.authtoken.v1.UserService.ListUsers:output_type -> puente.authtoken.v1.ListUsersResponse
+	11, // 17: puente.authtoken.v1.UserService.ResolveUsers:output_type -> puente.authtoken.v1.ResolveUsersResponse
+	14, // [14:18] is the sub-list for method output_type
+	10, // [10:14] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_puente_authtoken_v1_user_proto_init() }
@@ -704,7 +821,7 @@ func file_puente_authtoken_v1_user_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_puente_authtoken_v1_user_proto_rawDesc), len(file_puente_authtoken_v1_user_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   8,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,9 +19,10 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	UserService_CreateUser_FullMethodName = "/puente.authtoken.v1.UserService/CreateUser"
-	UserService_GetUser_FullMethodName    = "/puente.authtoken.v1.UserService/GetUser"
-	UserService_ListUsers_FullMethodName  = "/puente.authtoken.v1.UserService/ListUsers"
+	UserService_CreateUser_FullMethodName   = "/puente.authtoken.v1.UserService/CreateUser"
+	UserService_GetUser_FullMethodName      = "/puente.authtoken.v1.UserService/GetUser"
+	UserService_ListUsers_FullMethodName    = "/puente.authtoken.v1.UserService/ListUsers"
+	UserService_ResolveUsers_FullMethodName = "/puente.authtoken.v1.UserService/ResolveUsers"
 )
 
 // UserServiceClient is the client API for UserService service.
@@ -35,6 +36,9 @@ type UserServiceClient interface {
 	GetUser(ctx context.Context, in *GetUserRequest, opts ...grpc.CallOption) (*GetUserResponse, error)
 	// ListUsers lists users, newest first. A task token lists only its own user.
 	ListUsers(ctx context.Context, in *ListUsersRequest, opts ...grpc.CallOption) (*ListUsersResponse, error)
+	// ResolveUsers finds a client's users by id and by external_ref, for the sync service's
+	// batches. Those not found are simply absent from the response.
+	ResolveUsers(ctx context.Context, in *ResolveUsersRequest, opts ...grpc.CallOption) (*ResolveUsersResponse, error)
 }
 
 type userServiceClient struct {
@@ -75,6 +79,16 @@ func (c *userServiceClient) ListUsers(ctx context.Context, in *ListUsersRequest,
 	return out, nil
 }
 
+func (c *userServiceClient) ResolveUsers(ctx context.Context, in *ResolveUsersRequest, opts ...grpc.CallOption) (*ResolveUsersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ResolveUsersResponse)
+	err := c.cc.Invoke(ctx, UserService_ResolveUsers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // UserServiceServer is the server API for UserService service.
 // All implementations must embed UnimplementedUserServiceServer
 // for forward compatibility.
@@ -86,6 +100,9 @@ type UserServiceServer interface {
 	GetUser(context.Context, *GetUserRequest) (*GetUserResponse, error)
 	// ListUsers lists users, newest first. A task token lists only its own user.
 	ListUsers(context.Context, *ListUsersRequest) (*ListUsersResponse, error)
+	// ResolveUsers finds a client's users by id and by external_ref, for the sync service's
+	// batches. Those not found are simply absent from the response.
+	ResolveUsers(context.Context, *ResolveUsersRequest) (*ResolveUsersResponse, error)
 	mustEmbedUnimplementedUserServiceServer()
 }
 
@@ -104,6 +121,9 @@ func (UnimplementedUserServiceServer) GetUser(context.Context, *GetUserRequest) 
 }
 func (UnimplementedUserServiceServer) ListUsers(context.Context, *ListUsersRequest) (*ListUsersResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListUsers not implemented")
+}
+func (UnimplementedUserServiceServer) ResolveUsers(context.Context, *ResolveUsersRequest) (*ResolveUsersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ResolveUsers not implemented")
 }
 func (UnimplementedUserServiceServer) mustEmbedUnimplementedUserServiceServer() {}
 func (UnimplementedUserServiceServer) testEmbeddedByValue()                     {}
@@ -180,6 +200,24 @@ func _UserService_ListUsers_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _UserService_ResolveUsers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ResolveUsersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(UserServiceServer).ResolveUsers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: UserService_ResolveUsers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(UserServiceServer).ResolveUsers(ctx, req.(*ResolveUsersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // UserService_ServiceDesc is the grpc.ServiceDesc for UserService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -198,6 +236,10 @@ var UserService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListUsers",
 			Handler:    _UserService_ListUsers_Handler,
+		},
+		{
+			MethodName: "ResolveUsers",
+			Handler:    _UserService_ResolveUsers_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1616,6 +1616,268 @@ func (x *RequireLoginResponse) GetConnection() *Connection {
 	return nil
 }
 
+type GetConnectionLinkRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ClientId      string                 `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	Id            string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetConnectionLinkRequest) Reset() {
+	*x = GetConnectionLinkRequest{}
+	mi := &file_puente_connection_v1_connection_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetConnectionLinkRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetConnectionLinkRequest) ProtoMessage() {}
+
+func (x *GetConnectionLinkRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_puente_connection_v1_connection_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetConnectionLinkRequest.ProtoReflect.Descriptor instead.
+func (*GetConnectionLinkRequest) Descriptor() ([]byte, []int) {
+	return file_puente_connection_v1_connection_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *GetConnectionLinkRequest) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *GetConnectionLinkRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type GetConnectionLinkResponse struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	ConnectionId string                 `protobuf:"bytes,1,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	UserId       string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Status       ConnectionStatus       `protobuf:"varint,3,opt,name=status,proto3,enum=puente.connection.v1.ConnectionStatus" json:"status,omitempty"`
+	Reason       FailureReason          `protobuf:"varint,4,opt,name=reason,proto3,enum=puente.connection.v1.FailureReason" json:"reason,omitempty"`
+	// The provider's id: "sandbox", "syncfy", ...
+	Provider      string `protobuf:"bytes,5,opt,name=provider,proto3" json:"provider,omitempty"`
+	InstitutionId string `protobuf:"bytes,6,opt,name=institution_id,json=institutionId,proto3" json:"institution_id,omitempty"`
+	// The provider's own id for the institution.
+	InstitutionExternalId string `protobuf:"bytes,7,opt,name=institution_external_id,json=institutionExternalId,proto3" json:"institution_external_id,omitempty"`
+	// ISO 3166-1 alpha-2.
+	InstitutionCountry string `protobuf:"bytes,8,opt,name=institution_country,json=institutionCountry,proto3" json:"institution_country,omitempty"`
+	// The provider's session state after the login, decrypted: opaque to everyone but the
+	// provider's own adapters.
+	UpstreamState []byte `protobuf:"bytes,9,opt,name=upstream_state,json=upstreamState,proto3" json:"upstream_state,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetConnectionLinkResponse) Reset() {
+	*x = GetConnectionLinkResponse{}
+	mi := &file_puente_connection_v1_connection_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetConnectionLinkResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetConnectionLinkResponse) ProtoMessage() {}
+
+func (x *GetConnectionLinkResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_puente_connection_v1_connection_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetConnectionLinkResponse.ProtoReflect.Descriptor instead.
+func (*GetConnectionLinkResponse) Descriptor() ([]byte, []int) {
+	return file_puente_connection_v1_connection_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *GetConnectionLinkResponse) GetConnectionId() string {
+	if x != nil {
+		return x.ConnectionId
+	}
+	return ""
+}
+
+func (x *GetConnectionLinkResponse) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *GetConnectionLinkResponse) GetStatus() ConnectionStatus {
+	if x != nil {
+		return x.Status
+	}
+	return ConnectionStatus_CONNECTION_STATUS_UNSPECIFIED
+}
+
+func (x *GetConnectionLinkResponse) GetReason() FailureReason {
+	if x != nil {
+		return x.Reason
+	}
+	return FailureReason_FAILURE_REASON_UNSPECIFIED
+}
+
+func (x *GetConnectionLinkResponse) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
+func (x *GetConnectionLinkResponse) GetInstitutionId() string {
+	if x != nil {
+		return x.InstitutionId
+	}
+	return ""
+}
+
+func (x *GetConnectionLinkResponse) GetInstitutionExternalId() string {
+	if x != nil {
+		return x.InstitutionExternalId
+	}
+	return ""
+}
+
+func (x *GetConnectionLinkResponse) GetInstitutionCountry() string {
+	if x != nil {
+		return x.InstitutionCountry
+	}
+	return ""
+}
+
+func (x *GetConnectionLinkResponse) GetUpstreamState() []byte {
+	if x != nil {
+		return x.UpstreamState
+	}
+	return nil
+}
+
+type AdvanceDaysRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Days          int32                  `protobuf:"varint,2,opt,name=days,proto3" json:"days,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AdvanceDaysRequest) Reset() {
+	*x = AdvanceDaysRequest{}
+	mi := &file_puente_connection_v1_connection_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AdvanceDaysRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AdvanceDaysRequest) ProtoMessage() {}
+
+func (x *AdvanceDaysRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_puente_connection_v1_connection_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AdvanceDaysRequest.ProtoReflect.Descriptor instead.
+func (*AdvanceDaysRequest) Descriptor() ([]byte, []int) {
+	return file_puente_connection_v1_connection_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *AdvanceDaysRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *AdvanceDaysRequest) GetDays() int32 {
+	if x != nil {
+		return x.Days
+	}
+	return 0
+}
+
+type AdvanceDaysResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The day the sandbox institution now shows as today (YYYY-MM-DD).
+	BankDate      string `protobuf:"bytes,1,opt,name=bank_date,json=bankDate,proto3" json:"bank_date,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AdvanceDaysResponse) Reset() {
+	*x = AdvanceDaysResponse{}
+	mi := &file_puente_connection_v1_connection_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AdvanceDaysResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AdvanceDaysResponse) ProtoMessage() {}
+
+func (x *AdvanceDaysResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_puente_connection_v1_connection_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AdvanceDaysResponse.ProtoReflect.Descriptor instead.
+func (*AdvanceDaysResponse) Descriptor() ([]byte, []int) {
+	return file_puente_connection_v1_connection_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *AdvanceDaysResponse) GetBankDate() string {
+	if x != nil {
+		return x.BankDate
+	}
+	return ""
+}
+
 type FireEventRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -1626,7 +1888,7 @@ type FireEventRequest struct {
 
 func (x *FireEventRequest) Reset() {
 	*x = FireEventRequest{}
-	mi := &file_puente_connection_v1_connection_proto_msgTypes[23]
+	mi := &file_puente_connection_v1_connection_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1638,7 +1900,7 @@ func (x *FireEventRequest) String() string {
 func (*FireEventRequest) ProtoMessage() {}
 
 func (x *FireEventRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_puente_connection_v1_connection_proto_msgTypes[23]
+	mi := &file_puente_connection_v1_connection_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1651,7 +1913,7 @@ func (x *FireEventRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FireEventRequest.ProtoReflect.Descriptor instead.
 func (*FireEventRequest) Descriptor() ([]byte, []int) {
-	return file_puente_connection_v1_connection_proto_rawDescGZIP(), []int{23}
+	return file_puente_connection_v1_connection_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *FireEventRequest) GetId() string {
@@ -1678,7 +1940,7 @@ type FireEventResponse struct {
 
 func (x *FireEventResponse) Reset() {
 	*x = FireEventResponse{}
-	mi := &file_puente_connection_v1_connection_proto_msgTypes[24]
+	mi := &file_puente_connection_v1_connection_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1690,7 +1952,7 @@ func (x *FireEventResponse) String() string {
 func (*FireEventResponse) ProtoMessage() {}
 
 func (x *FireEventResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_puente_connection_v1_connection_proto_msgTypes[24]
+	mi := &file_puente_connection_v1_connection_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1703,7 +1965,7 @@ func (x *FireEventResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FireEventResponse.ProtoReflect.Descriptor instead.
 func (*FireEventResponse) Descriptor() ([]byte, []int) {
-	return file_puente_connection_v1_connection_proto_rawDescGZIP(), []int{24}
+	return file_puente_connection_v1_connection_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *FireEventResponse) GetEventId() string {
@@ -1835,7 +2097,26 @@ const file_puente_connection_v1_connection_proto_rawDesc = "" +
 	"\x14RequireLoginResponse\x12@\n" +
 	"\n" +
 	"connection\x18\x01 \x01(\v2 .puente.connection.v1.ConnectionR\n" +
-	"connection\"\x8f\x01\n" +
+	"connection\"\x91\x01\n" +
+	"\x18GetConnectionLinkRequest\x12@\n" +
+	"\tclient_id\x18\x01 \x01(\tB#\xbaH r\x1e2\x1c^cli_[0-9A-HJKMNP-TV-Z]{26}$R\bclientId\x123\n" +
+	"\x02id\x18\x02 \x01(\tB#\xbaH r\x1e2\x1c^con_[0-9A-HJKMNP-TV-Z]{26}$R\x02id\"\xae\x03\n" +
+	"\x19GetConnectionLinkResponse\x12#\n" +
+	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\x12>\n" +
+	"\x06status\x18\x03 \x01(\x0e2&.puente.connection.v1.ConnectionStatusR\x06status\x12;\n" +
+	"\x06reason\x18\x04 \x01(\x0e2#.puente.connection.v1.FailureReasonR\x06reason\x12\x1a\n" +
+	"\bprovider\x18\x05 \x01(\tR\bprovider\x12%\n" +
+	"\x0einstitution_id\x18\x06 \x01(\tR\rinstitutionId\x126\n" +
+	"\x17institution_external_id\x18\a \x01(\tR\x15institutionExternalId\x12/\n" +
+	"\x13institution_country\x18\b \x01(\tR\x12institutionCountry\x12*\n" +
+	"\x0eupstream_state\x18\t \x01(\fB\x03\x80\x01\x01R\rupstreamState\"i\n" +
+	"\x12AdvanceDaysRequest\x123\n" +
+	"\x02id\x18\x01 \x01(\tB#\xbaH r\x1e2\x1c^con_[0-9A-HJKMNP-TV-Z]{26}$R\x02id\x12\x1e\n" +
+	"\x04days\x18\x02 \x01(\x05B\n" +
+	"\xbaH\a\x1a\x05\x18\xed\x02(\x01R\x04days\"2\n" +
+	"\x13AdvanceDaysResponse\x12\x1b\n" +
+	"\tbank_date\x18\x01 \x01(\tR\bbankDate\"\x8f\x01\n" +
 	"\x10FireEventRequest\x123\n" +
 	"\x02id\x18\x01 \x01(\tB#\xbaH r\x1e2\x1c^con_[0-9A-HJKMNP-TV-Z]{26}$R\x02id\x12F\n" +
 	"\x04type\x18\x02 \x01(\x0e2&.puente.connection.v1.SandboxEventTypeB\n" +
@@ -1869,7 +2150,8 @@ const file_puente_connection_v1_connection_proto_rawDesc = "" +
 	"\x1cCHALLENGE_FIELD_TYPE_OPTIONS\x10\x03*h\n" +
 	"\x10SandboxEventType\x12\"\n" +
 	"\x1eSANDBOX_EVENT_TYPE_UNSPECIFIED\x10\x00\x120\n" +
-	",SANDBOX_EVENT_TYPE_CONNECTION_STATUS_CHANGED\x10\x012\xfb\t\n" +
+	",SANDBOX_EVENT_TYPE_CONNECTION_STATUS_CHANGED\x10\x012\xfa\n" +
+	"\n" +
 	"\x11ConnectionService\x12\x95\x01\n" +
 	"\x10CreateConnection\x12-.puente.connection.v1.CreateConnectionRequest\x1a..puente.connection.v1.CreateConnectionResponse\"\"\x8a\xb5\x18\x04\n" +
 	"\x02\x03\x05\x82\xd3\xe4\x93\x02\x14:\x01*\"\x0f/v1/connections\x12\x8f\x01\n" +
@@ -1886,10 +2168,14 @@ const file_puente_connection_v1_connection_proto_rawDesc = "" +
 	"\x10CompleteRedirect\x12-.puente.connection.v1.CompleteRedirectRequest\x1a..puente.connection.v1.CompleteRedirectResponse\"'\x8a\xb5\x18\x03\n" +
 	"\x01\x01\x82\xd3\xe4\x93\x02\x1a\x12\x18/v1/connections:callback\x12\xc1\x01\n" +
 	"\x18ReauthenticateConnection\x125.puente.connection.v1.ReauthenticateConnectionRequest\x1a6.puente.connection.v1.ReauthenticateConnectionResponse\"6\x8a\xb5\x18\x04\n" +
-	"\x02\x03\x05\x82\xd3\xe4\x93\x02(:\x01*\"#/v1/connections/{id}:reauthenticate2\xd2\x02\n" +
+	"\x02\x03\x05\x82\xd3\xe4\x93\x02(:\x01*\"#/v1/connections/{id}:reauthenticate\x12}\n" +
+	"\x11GetConnectionLink\x12..puente.connection.v1.GetConnectionLinkRequest\x1a/.puente.connection.v1.GetConnectionLinkResponse\"\a\x8a\xb5\x18\x03\n" +
+	"\x01\x062\xf5\x03\n" +
 	"\x0eSandboxService\x12\xa4\x01\n" +
 	"\fRequireLogin\x12).puente.connection.v1.RequireLoginRequest\x1a*.puente.connection.v1.RequireLoginResponse\"=\x8a\xb5\x18\x05\n" +
-	"\x01\x03\x10\x01\x82\xd3\xe4\x93\x02.:\x01*\")/v1/sandbox/connections/{id}:requireLogin\x12\x98\x01\n" +
+	"\x01\x03\x10\x01\x82\xd3\xe4\x93\x02.:\x01*\")/v1/sandbox/connections/{id}:requireLogin\x12\xa0\x01\n" +
+	"\vAdvanceDays\x12(.puente.connection.v1.AdvanceDaysRequest\x1a).puente.connection.v1.AdvanceDaysResponse\"<\x8a\xb5\x18\x05\n" +
+	"\x01\x03\x10\x01\x82\xd3\xe4\x93\x02-:\x01*\"(/v1/sandbox/connections/{id}:advanceDays\x12\x98\x01\n" +
 	"\tFireEvent\x12&.puente.connection.v1.FireEventRequest\x1a'.puente.connection.v1.FireEventResponse\":\x8a\xb5\x18\x05\n" +
 	"\x01\x03\x10\x01\x82\xd3\xe4\x93\x02+:\x01*\"&/v1/sandbox/connections/{id}:fireEventB\xd2\x01\n" +
 	"\x18com.puente.connection.v1B\x0fConnectionProtoP\x01Z3puente.dev/gen/go/puente/connection/v1;connectionv1\xa2\x02\x03PCX\xaa\x02\x14Puente.Connection.V1\xca\x02\x14Puente\\Connection\\V1\xe2\x02 Puente\\Connection\\V1\\GPBMetadata\xea\x02\x16Puente::Connection::V1b\x06proto3"
@@ -1907,7 +2193,7 @@ func file_puente_connection_v1_connection_proto_rawDescGZIP() []byte {
 }
 
 var file_puente_connection_v1_connection_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_puente_connection_v1_connection_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_puente_connection_v1_connection_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_puente_connection_v1_connection_proto_goTypes = []any{
 	(ConnectionStatus)(0),                    // 0: puente.connection.v1.ConnectionStatus
 	(FailureReason)(0),                       // 1: puente.connection.v1.FailureReason
@@ -1936,64 +2222,74 @@ var file_puente_connection_v1_connection_proto_goTypes = []any{
 	(*CompleteRedirectResponse)(nil),         // 24: puente.connection.v1.CompleteRedirectResponse
 	(*RequireLoginRequest)(nil),              // 25: puente.connection.v1.RequireLoginRequest
 	(*RequireLoginResponse)(nil),             // 26: puente.connection.v1.RequireLoginResponse
-	(*FireEventRequest)(nil),                 // 27: puente.connection.v1.FireEventRequest
-	(*FireEventResponse)(nil),                // 28: puente.connection.v1.FireEventResponse
-	nil,                                      // 29: puente.connection.v1.CreateConnectionRequest.CredentialsEntry
-	nil,                                      // 30: puente.connection.v1.SubmitMfaRequest.AnswersEntry
-	nil,                                      // 31: puente.connection.v1.ReauthenticateConnectionRequest.CredentialsEntry
-	(*timestamppb.Timestamp)(nil),            // 32: google.protobuf.Timestamp
+	(*GetConnectionLinkRequest)(nil),         // 27: puente.connection.v1.GetConnectionLinkRequest
+	(*GetConnectionLinkResponse)(nil),        // 28: puente.connection.v1.GetConnectionLinkResponse
+	(*AdvanceDaysRequest)(nil),               // 29: puente.connection.v1.AdvanceDaysRequest
+	(*AdvanceDaysResponse)(nil),              // 30: puente.connection.v1.AdvanceDaysResponse
+	(*FireEventRequest)(nil),                 // 31: puente.connection.v1.FireEventRequest
+	(*FireEventResponse)(nil),                // 32: puente.connection.v1.FireEventResponse
+	nil,                                      // 33: puente.connection.v1.CreateConnectionRequest.CredentialsEntry
+	nil,                                      // 34: puente.connection.v1.SubmitMfaRequest.AnswersEntry
+	nil,                                      // 35: puente.connection.v1.ReauthenticateConnectionRequest.CredentialsEntry
+	(*timestamppb.Timestamp)(nil),            // 36: google.protobuf.Timestamp
 }
 var file_puente_connection_v1_connection_proto_depIdxs = []int32{
 	2,  // 0: puente.connection.v1.ChallengeField.type:type_name -> puente.connection.v1.ChallengeFieldType
 	4,  // 1: puente.connection.v1.ChallengeField.options:type_name -> puente.connection.v1.ChallengeOption
 	5,  // 2: puente.connection.v1.MfaChallenge.fields:type_name -> puente.connection.v1.ChallengeField
-	32, // 3: puente.connection.v1.MfaChallenge.expire_time:type_name -> google.protobuf.Timestamp
+	36, // 3: puente.connection.v1.MfaChallenge.expire_time:type_name -> google.protobuf.Timestamp
 	0,  // 4: puente.connection.v1.ConnectionStep.status:type_name -> puente.connection.v1.ConnectionStatus
 	1,  // 5: puente.connection.v1.ConnectionStep.reason:type_name -> puente.connection.v1.FailureReason
-	32, // 6: puente.connection.v1.ConnectionStep.time:type_name -> google.protobuf.Timestamp
+	36, // 6: puente.connection.v1.ConnectionStep.time:type_name -> google.protobuf.Timestamp
 	0,  // 7: puente.connection.v1.Connection.status:type_name -> puente.connection.v1.ConnectionStatus
 	1,  // 8: puente.connection.v1.Connection.reason:type_name -> puente.connection.v1.FailureReason
 	6,  // 9: puente.connection.v1.Connection.mfa:type_name -> puente.connection.v1.MfaChallenge
 	7,  // 10: puente.connection.v1.Connection.timeline:type_name -> puente.connection.v1.ConnectionStep
-	32, // 11: puente.connection.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
-	32, // 12: puente.connection.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
-	29, // 13: puente.connection.v1.CreateConnectionRequest.credentials:type_name -> puente.connection.v1.CreateConnectionRequest.CredentialsEntry
+	36, // 11: puente.connection.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
+	36, // 12: puente.connection.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
+	33, // 13: puente.connection.v1.CreateConnectionRequest.credentials:type_name -> puente.connection.v1.CreateConnectionRequest.CredentialsEntry
 	8,  // 14: puente.connection.v1.CreateConnectionResponse.connection:type_name -> puente.connection.v1.Connection
 	8,  // 15: puente.connection.v1.GetConnectionResponse.connection:type_name -> puente.connection.v1.Connection
 	8,  // 16: puente.connection.v1.ListConnectionsResponse.connections:type_name -> puente.connection.v1.Connection
 	8,  // 17: puente.connection.v1.WatchConnectionResponse.connection:type_name -> puente.connection.v1.Connection
-	30, // 18: puente.connection.v1.SubmitMfaRequest.answers:type_name -> puente.connection.v1.SubmitMfaRequest.AnswersEntry
+	34, // 18: puente.connection.v1.SubmitMfaRequest.answers:type_name -> puente.connection.v1.SubmitMfaRequest.AnswersEntry
 	8,  // 19: puente.connection.v1.SubmitMfaResponse.connection:type_name -> puente.connection.v1.Connection
-	31, // 20: puente.connection.v1.ReauthenticateConnectionRequest.credentials:type_name -> puente.connection.v1.ReauthenticateConnectionRequest.CredentialsEntry
+	35, // 20: puente.connection.v1.ReauthenticateConnectionRequest.credentials:type_name -> puente.connection.v1.ReauthenticateConnectionRequest.CredentialsEntry
 	8,  // 21: puente.connection.v1.ReauthenticateConnectionResponse.connection:type_name -> puente.connection.v1.Connection
 	8,  // 22: puente.connection.v1.CompleteRedirectResponse.connection:type_name -> puente.connection.v1.Connection
 	8,  // 23: puente.connection.v1.RequireLoginResponse.connection:type_name -> puente.connection.v1.Connection
-	3,  // 24: puente.connection.v1.FireEventRequest.type:type_name -> puente.connection.v1.SandboxEventType
-	9,  // 25: puente.connection.v1.ConnectionService.CreateConnection:input_type -> puente.connection.v1.CreateConnectionRequest
-	11, // 26: puente.connection.v1.ConnectionService.GetConnection:input_type -> puente.connection.v1.GetConnectionRequest
-	13, // 27: puente.connection.v1.ConnectionService.ListConnections:input_type -> puente.connection.v1.ListConnectionsRequest
-	15, // 28: puente.connection.v1.ConnectionService.WatchConnection:input_type -> puente.connection.v1.WatchConnectionRequest
-	17, // 29: puente.connection.v1.ConnectionService.SubmitMfa:input_type -> puente.connection.v1.SubmitMfaRequest
-	19, // 30: puente.connection.v1.ConnectionService.DeleteConnection:input_type -> puente.connection.v1.DeleteConnectionRequest
-	23, // 31: puente.connection.v1.ConnectionService.CompleteRedirect:input_type -> puente.connection.v1.CompleteRedirectRequest
-	21, // 32: puente.connection.v1.ConnectionService.ReauthenticateConnection:input_type -> puente.connection.v1.ReauthenticateConnectionRequest
-	25, // 33: puente.connection.v1.SandboxService.RequireLogin:input_type -> puente.connection.v1.RequireLoginRequest
-	27, // 34: puente.connection.v1.SandboxService.FireEvent:input_type -> puente.connection.v1.FireEventRequest
-	10, // 35: puente.connection.v1.ConnectionService.CreateConnection:output_type -> puente.connection.v1.CreateConnectionResponse
-	12, // 36: puente.connection.v1.ConnectionService.GetConnection:output_type -> puente.connection.v1.GetConnectionResponse
-	14, // 37: puente.connection.v1.ConnectionService.ListConnections:output_type -> puente.connection.v1.ListConnectionsResponse
-	16, // 38: puente.connection.v1.ConnectionService.WatchConnection:output_type -> puente.connection.v1.WatchConnectionResponse
-	18, // 39: puente.connection.v1.ConnectionService.SubmitMfa:output_type -> puente.connection.v1.SubmitMfaResponse
-	20, // 40: puente.connection.v1.ConnectionService.DeleteConnection:output_type -> puente.connection.v1.DeleteConnectionResponse
-	24, // 41: puente.connection.v1.ConnectionService.CompleteRedirect:output_type -> puente.connection.v1.CompleteRedirectResponse
-	22, // 42: puente.connection.v1.ConnectionService.ReauthenticateConnection:output_type -> puente.connection.v1.ReauthenticateConnectionResponse
-	26, // 43: puente.connection.v1.SandboxService.RequireLogin:output_type -> puente.connection.v1.RequireLoginResponse
-	28, // 44: puente.connection.v1.SandboxService.FireEvent:output_type -> puente.connection.v1.FireEventResponse
-	35, // [35:45] is the sub-list for method output_type
-	25, // [25:35] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	0,  // 24: puente.connection.v1.GetConnectionLinkResponse.status:type_name -> puente.connection.v1.ConnectionStatus
+	1,  // 25: puente.connection.v1.GetConnectionLinkResponse.reason:type_name -> puente.connection.v1.FailureReason
+	3,  // 26: puente.connection.v1.FireEventRequest.type:type_name -> puente.connection.v1.SandboxEventType
+	9,  // 27: puente.connection.v1.ConnectionService.CreateConnection:input_type -> puente.connection.v1.CreateConnectionRequest
+	11, // 28: puente.connection.v1.ConnectionService.GetConnection:input_type -> puente.connection.v1.GetConnectionRequest
+	13, // 29: puente.connection.v1.ConnectionService.ListConnections:input_type -> puente.connection.v1.ListConnectionsRequest
+	15, // 30: puente.connection.v1.ConnectionService.WatchConnection:input_type -> puente.connection.v1.WatchConnectionRequest
+	17, // 31: puente.connection.v1.ConnectionService.SubmitMfa:input_type -> puente.connection.v1.SubmitMfaRequest
+	19, // 32: puente.connection.v1.ConnectionService.DeleteConnection:input_type -> puente.connection.v1.DeleteConnectionRequest
+	23, // 33: puente.connection.v1.ConnectionService.CompleteRedirect:input_type -> puente.connection.v1.CompleteRedirectRequest
+	21, // 34: puente.connection.v1.ConnectionService.ReauthenticateConnection:input_type -> puente.connection.v1.ReauthenticateConnectionRequest
+	27, // 35: puente.connection.v1.ConnectionService.GetConnectionLink:input_type -> puente.connection.v1.GetConnectionLinkRequest
+	25, // 36: puente.connection.v1.SandboxService.RequireLogin:input_type -> puente.connection.v1.RequireLoginRequest
+	29, // 37: puente.connection.v1.SandboxService.AdvanceDays:input_type -> puente.connection.v1.AdvanceDaysRequest
+	31, // 38: puente.connection.v1.SandboxService.FireEvent:input_type -> puente.connection.v1.FireEventRequest
+	10, // 39: puente.connection.v1.ConnectionService.CreateConnection:output_type -> puente.connection.v1.CreateConnectionResponse
+	12, // 40: puente.connection.v1.ConnectionService.GetConnection:output_type -> puente.connection.v1.GetConnectionResponse
+	14, // 41: puente.connection.v1.ConnectionService.ListConnections:output_type -> puente.connection.v1.ListConnectionsResponse
+	16, // 42: puente.connection.v1.ConnectionService.WatchConnection:output_type -> puente.connection.v1.WatchConnectionResponse
+	18, // 43: puente.connection.v1.ConnectionService.SubmitMfa:output_type -> puente.connection.v1.SubmitMfaResponse
+	20, // 44: puente.connection.v1.ConnectionService.DeleteConnection:output_type -> puente.connection.v1.DeleteConnectionResponse
+	24, // 45: puente.connection.v1.ConnectionService.CompleteRedirect:output_type -> puente.connection.v1.CompleteRedirectResponse
+	22, // 46: puente.connection.v1.ConnectionService.ReauthenticateConnection:output_type -> puente.connection.v1.ReauthenticateConnectionResponse
+	28, // 47: puente.connection.v1.ConnectionService.GetConnectionLink:output_type -> puente.connection.v1.GetConnectionLinkResponse
+	26, // 48: puente.connection.v1.SandboxService.RequireLogin:output_type -> puente.connection.v1.RequireLoginResponse
+	30, // 49: puente.connection.v1.SandboxService.AdvanceDays:output_type -> puente.connection.v1.AdvanceDaysResponse
+	32, // 50: puente.connection.v1.SandboxService.FireEvent:output_type -> puente.connection.v1.FireEventResponse
+	39, // [39:51] is the sub-list for method output_type
+	27, // [27:39] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_puente_connection_v1_connection_proto_init() }
@@ -2007,7 +2303,7 @@ func file_puente_connection_v1_connection_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_puente_connection_v1_connection_proto_rawDesc), len(file_puente_connection_v1_connection_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   28,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

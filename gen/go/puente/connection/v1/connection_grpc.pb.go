@@ -27,6 +27,7 @@ const (
 	ConnectionService_DeleteConnection_FullMethodName         = "/puente.connection.v1.ConnectionService/DeleteConnection"
 	ConnectionService_CompleteRedirect_FullMethodName         = "/puente.connection.v1.ConnectionService/CompleteRedirect"
 	ConnectionService_ReauthenticateConnection_FullMethodName = "/puente.connection.v1.ConnectionService/ReauthenticateConnection"
+	ConnectionService_GetConnectionLink_FullMethodName        = "/puente.connection.v1.ConnectionService/GetConnectionLink"
 )
 
 // ConnectionServiceClient is the client API for ConnectionService service.
@@ -57,6 +58,9 @@ type ConnectionServiceClient interface {
 	// ReauthenticateConnection logs a FAILED (or login-required) connection in again, with new
 	// credentials when given, keeping its id (Plaid's update mode).
 	ReauthenticateConnection(ctx context.Context, in *ReauthenticateConnectionRequest, opts ...grpc.CallOption) (*ReauthenticateConnectionResponse, error)
+	// GetConnectionLink returns what the services that read a connection's data from its upstream
+	// need: the provider, the institution, and the provider's session state. Service token only.
+	GetConnectionLink(ctx context.Context, in *GetConnectionLinkRequest, opts ...grpc.CallOption) (*GetConnectionLinkResponse, error)
 }
 
 type connectionServiceClient struct {
@@ -156,6 +160,16 @@ func (c *connectionServiceClient) ReauthenticateConnection(ctx context.Context, 
 	return out, nil
 }
 
+func (c *connectionServiceClient) GetConnectionLink(ctx context.Context, in *GetConnectionLinkRequest, opts ...grpc.CallOption) (*GetConnectionLinkResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetConnectionLinkResponse)
+	err := c.cc.Invoke(ctx, ConnectionService_GetConnectionLink_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ConnectionServiceServer is the server API for ConnectionService service.
 // All implementations must embed UnimplementedConnectionServiceServer
 // for forward compatibility.
@@ -184,6 +198,9 @@ type ConnectionServiceServer interface {
 	// ReauthenticateConnection logs a FAILED (or login-required) connection in again, with new
 	// credentials when given, keeping its id (Plaid's update mode).
 	ReauthenticateConnection(context.Context, *ReauthenticateConnectionRequest) (*ReauthenticateConnectionResponse, error)
+	// GetConnectionLink returns what the services that read a connection's data from its upstream
+	// need: the provider, the institution, and the provider's session state. Service token only.
+	GetConnectionLink(context.Context, *GetConnectionLinkRequest) (*GetConnectionLinkResponse, error)
 	mustEmbedUnimplementedConnectionServiceServer()
 }
 
@@ -217,6 +234,9 @@ func (UnimplementedConnectionServiceServer) CompleteRedirect(context.Context, *C
 }
 func (UnimplementedConnectionServiceServer) ReauthenticateConnection(context.Context, *ReauthenticateConnectionRequest) (*ReauthenticateConnectionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReauthenticateConnection not implemented")
+}
+func (UnimplementedConnectionServiceServer) GetConnectionLink(context.Context, *GetConnectionLinkRequest) (*GetConnectionLinkResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetConnectionLink not implemented")
 }
 func (UnimplementedConnectionServiceServer) mustEmbedUnimplementedConnectionServiceServer() {}
 func (UnimplementedConnectionServiceServer) testEmbeddedByValue()                           {}
@@ -376,6 +396,24 @@ func _ConnectionService_ReauthenticateConnection_Handler(srv interface{}, ctx co
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ConnectionService_GetConnectionLink_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetConnectionLinkRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConnectionServiceServer).GetConnectionLink(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConnectionService_GetConnectionLink_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConnectionServiceServer).GetConnectionLink(ctx, req.(*GetConnectionLinkRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ConnectionService_ServiceDesc is the grpc.ServiceDesc for ConnectionService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -411,6 +449,10 @@ var ConnectionService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "ReauthenticateConnection",
 			Handler:    _ConnectionService_ReauthenticateConnection_Handler,
 		},
+		{
+			MethodName: "GetConnectionLink",
+			Handler:    _ConnectionService_GetConnectionLink_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
@@ -424,6 +466,7 @@ var ConnectionService_ServiceDesc = grpc.ServiceDesc{
 
 const (
 	SandboxService_RequireLogin_FullMethodName = "/puente.connection.v1.SandboxService/RequireLogin"
+	SandboxService_AdvanceDays_FullMethodName  = "/puente.connection.v1.SandboxService/AdvanceDays"
 	SandboxService_FireEvent_FullMethodName    = "/puente.connection.v1.SandboxService/FireEvent"
 )
 
@@ -437,6 +480,10 @@ type SandboxServiceClient interface {
 	// RequireLogin fails a SUCCEEDED connection with LOGIN_REQUIRED, as when a bank asks the user
 	// to log in again (a changed password, an expired session); ReauthenticateConnection fixes it.
 	RequireLogin(ctx context.Context, in *RequireLoginRequest, opts ...grpc.CallOption) (*RequireLoginResponse, error)
+	// AdvanceDays moves a SUCCEEDED sandbox connection's bank forward in time: new transactions
+	// appear pending, pending ones book (with the upstream's new id) or are released, booked ones
+	// get cleaner descriptions. The next extraction sees it.
+	AdvanceDays(ctx context.Context, in *AdvanceDaysRequest, opts ...grpc.CallOption) (*AdvanceDaysResponse, error)
 	// FireEvent writes an event about a connection now, as the connection would, marked
 	// "sandbox": true in its data, to test webhook handling.
 	FireEvent(ctx context.Context, in *FireEventRequest, opts ...grpc.CallOption) (*FireEventResponse, error)
@@ -454,6 +501,16 @@ func (c *sandboxServiceClient) RequireLogin(ctx context.Context, in *RequireLogi
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(RequireLoginResponse)
 	err := c.cc.Invoke(ctx, SandboxService_RequireLogin_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *sandboxServiceClient) AdvanceDays(ctx context.Context, in *AdvanceDaysRequest, opts ...grpc.CallOption) (*AdvanceDaysResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AdvanceDaysResponse)
+	err := c.cc.Invoke(ctx, SandboxService_AdvanceDays_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -480,6 +537,10 @@ type SandboxServiceServer interface {
 	// RequireLogin fails a SUCCEEDED connection with LOGIN_REQUIRED, as when a bank asks the user
 	// to log in again (a changed password, an expired session); ReauthenticateConnection fixes it.
 	RequireLogin(context.Context, *RequireLoginRequest) (*RequireLoginResponse, error)
+	// AdvanceDays moves a SUCCEEDED sandbox connection's bank forward in time: new transactions
+	// appear pending, pending ones book (with the upstream's new id) or are released, booked ones
+	// get cleaner descriptions. The next extraction sees it.
+	AdvanceDays(context.Context, *AdvanceDaysRequest) (*AdvanceDaysResponse, error)
 	// FireEvent writes an event about a connection now, as the connection would, marked
 	// "sandbox": true in its data, to test webhook handling.
 	FireEvent(context.Context, *FireEventRequest) (*FireEventResponse, error)
@@ -495,6 +556,9 @@ type UnimplementedSandboxServiceServer struct{}
 
 func (UnimplementedSandboxServiceServer) RequireLogin(context.Context, *RequireLoginRequest) (*RequireLoginResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RequireLogin not implemented")
+}
+func (UnimplementedSandboxServiceServer) AdvanceDays(context.Context, *AdvanceDaysRequest) (*AdvanceDaysResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AdvanceDays not implemented")
 }
 func (UnimplementedSandboxServiceServer) FireEvent(context.Context, *FireEventRequest) (*FireEventResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method FireEvent not implemented")
@@ -538,6 +602,24 @@ func _SandboxService_RequireLogin_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SandboxService_AdvanceDays_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AdvanceDaysRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SandboxServiceServer).AdvanceDays(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SandboxService_AdvanceDays_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SandboxServiceServer).AdvanceDays(ctx, req.(*AdvanceDaysRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _SandboxService_FireEvent_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(FireEventRequest)
 	if err := dec(in); err != nil {
@@ -566,6 +648,10 @@ var SandboxService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RequireLogin",
 			Handler:    _SandboxService_RequireLogin_Handler,
+		},
+		{
+			MethodName: "AdvanceDays",
+			Handler:    _SandboxService_AdvanceDays_Handler,
 		},
 		{
 			MethodName: "FireEvent",

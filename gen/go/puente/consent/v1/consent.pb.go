@@ -481,11 +481,13 @@ func (x *GetConsentResponse) GetConsent() *Consent {
 }
 
 type ListConsentsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	Status        ConsentStatus          `protobuf:"varint,2,opt,name=status,proto3,enum=puente.consent.v1.ConsentStatus" json:"status,omitempty"`
-	PageSize      int32                  `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	PageToken     string                 `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	UserId    string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Status    ConsentStatus          `protobuf:"varint,2,opt,name=status,proto3,enum=puente.consent.v1.ConsentStatus" json:"status,omitempty"`
+	PageSize  int32                  `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken string                 `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// With the service token: the client whose consents to list.
+	ClientId      string `protobuf:"bytes,5,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -544,6 +546,13 @@ func (x *ListConsentsRequest) GetPageSize() int32 {
 func (x *ListConsentsRequest) GetPageToken() string {
 	if x != nil {
 		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListConsentsRequest) GetClientId() string {
+	if x != nil {
+		return x.ClientId
 	}
 	return ""
 }
@@ -936,14 +945,15 @@ const file_puente_consent_v1_consent_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tB#\xbaH r\x1e2\x1c^cns_[0-9A-HJKMNP-TV-Z]{26}$R\x02id\x12C\n" +
 	"\tclient_id\x18\x02 \x01(\tB&\xbaH#r!2\x1f^(cli_[0-9A-HJKMNP-TV-Z]{26})?$R\bclientId\"J\n" +
 	"\x12GetConsentResponse\x124\n" +
-	"\aconsent\x18\x01 \x01(\v2\x1a.puente.consent.v1.ConsentR\aconsent\"\xec\x01\n" +
+	"\aconsent\x18\x01 \x01(\v2\x1a.puente.consent.v1.ConsentR\aconsent\"\xb1\x02\n" +
 	"\x13ListConsentsRequest\x12?\n" +
 	"\auser_id\x18\x01 \x01(\tB&\xbaH#r!2\x1f^(usr_[0-9A-HJKMNP-TV-Z]{26})?$R\x06userId\x12B\n" +
 	"\x06status\x18\x02 \x01(\x0e2 .puente.consent.v1.ConsentStatusB\b\xbaH\x05\x82\x01\x02\x10\x01R\x06status\x12'\n" +
 	"\tpage_size\x18\x03 \x01(\x05B\n" +
 	"\xbaH\a\x1a\x05\x18\xf4\x03(\x00R\bpageSize\x12'\n" +
 	"\n" +
-	"page_token\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\tpageToken\"v\n" +
+	"page_token\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\tpageToken\x12C\n" +
+	"\tclient_id\x18\x05 \x01(\tB&\xbaH#r!2\x1f^(cli_[0-9A-HJKMNP-TV-Z]{26})?$R\bclientId\"v\n" +
 	"\x14ListConsentsResponse\x126\n" +
 	"\bconsents\x18\x01 \x03(\v2\x1a.puente.consent.v1.ConsentR\bconsents\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"K\n" +
@@ -971,15 +981,15 @@ const file_puente_consent_v1_consent_proto_rawDesc = "" +
 	"\x19CONSENT_STATUS_AUTHORISED\x10\x02\x12\x1b\n" +
 	"\x17CONSENT_STATUS_REJECTED\x10\x03\x12\x1a\n" +
 	"\x16CONSENT_STATUS_REVOKED\x10\x04\x12\x1a\n" +
-	"\x16CONSENT_STATUS_EXPIRED\x10\x052\x9b\x05\n" +
+	"\x16CONSENT_STATUS_EXPIRED\x10\x052\x9d\x05\n" +
 	"\x0eConsentService\x12\x83\x01\n" +
 	"\rCreateConsent\x12'.puente.consent.v1.CreateConsentRequest\x1a(.puente.consent.v1.CreateConsentResponse\"\x1f\x8a\xb5\x18\x04\n" +
-	"\x02\x03\x05\x82\xd3\xe4\x93\x02\x11:\x01*\"\f/v1/consents\x12}\n" +
+	"\x02\x03\x05\x82\xd3\xe4\x93\x02\x11:\x01*\"\f/v1/consents\x12~\n" +
 	"\n" +
-	"GetConsent\x12$.puente.consent.v1.GetConsentRequest\x1a%.puente.consent.v1.GetConsentResponse\"\"\x8a\xb5\x18\x05\n" +
-	"\x03\x03\x05\x04\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/consents/{id}\x12}\n" +
-	"\fListConsents\x12&.puente.consent.v1.ListConsentsRequest\x1a'.puente.consent.v1.ListConsentsResponse\"\x1c\x8a\xb5\x18\x04\n" +
-	"\x02\x03\x04\x82\xd3\xe4\x93\x02\x0e\x12\f/v1/consents\x12\x8e\x01\n" +
+	"GetConsent\x12$.puente.consent.v1.GetConsentRequest\x1a%.puente.consent.v1.GetConsentResponse\"#\x8a\xb5\x18\x06\n" +
+	"\x04\x03\x05\x04\x06\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/consents/{id}\x12~\n" +
+	"\fListConsents\x12&.puente.consent.v1.ListConsentsRequest\x1a'.puente.consent.v1.ListConsentsResponse\"\x1d\x8a\xb5\x18\x05\n" +
+	"\x03\x03\x04\x06\x82\xd3\xe4\x93\x02\x0e\x12\f/v1/consents\x12\x8e\x01\n" +
 	"\rRevokeConsent\x12'.puente.consent.v1.RevokeConsentRequest\x1a(.puente.consent.v1.RevokeConsentResponse\"*\x8a\xb5\x18\x03\n" +
 	"\x01\x03\x82\xd3\xe4\x93\x02\x1d:\x01*\"\x18/v1/consents/{id}:revoke\x12t\n" +
 	"\x10AuthoriseConsent\x12*.puente.consent.v1.AuthoriseConsentRequest\x1a+.puente.consent.v1.AuthoriseConsentResponse\"\a\x8a\xb5\x18\x03\n" +

@@ -1,0 +1,37 @@
+package syncs
+
+import (
+	"errors"
+	"time"
+)
+
+// Config is the sync service's configuration.
+type Config struct {
+	// EncryptionKeys ("id:base64key,...", first is primary) seal stored responses.
+	EncryptionKeys string `env:"PUENTE_ENCRYPTION_KEYS"`
+	// InstitutionConcurrency is how many refreshes this process runs at once against one
+	// institution.
+	InstitutionConcurrency int `env:"PUENTE_SYNC_INSTITUTION_CONCURRENCY" default:"8"`
+	// DefaultInterval is the time between a new schedule's refreshes: whole hours, 1h to 720h.
+	DefaultInterval time.Duration `env:"PUENTE_SYNC_DEFAULT_INTERVAL" default:"24h"`
+	// Workers is how many users (and scheduled refreshes) this process refreshes at once.
+	Workers int `env:"PUENTE_SYNC_WORKERS" default:"16"`
+}
+
+// Validate reports the first problem with c.
+func (c Config) Validate() error {
+	if c.EncryptionKeys == "" {
+		return errors.New("PUENTE_ENCRYPTION_KEYS must be set")
+	}
+	if c.Workers < 1 {
+		return errors.New("PUENTE_SYNC_WORKERS must be at least 1")
+	}
+	if c.InstitutionConcurrency < 1 {
+		return errors.New("PUENTE_SYNC_INSTITUTION_CONCURRENCY must be at least 1")
+	}
+	// Schedules keep their interval in hours, as the API shows it.
+	if c.DefaultInterval < time.Hour || c.DefaultInterval > MaxIntervalHours*time.Hour || c.DefaultInterval%time.Hour != 0 {
+		return errors.New("PUENTE_SYNC_DEFAULT_INTERVAL must be whole hours, from 1h to 720h")
+	}
+	return nil
+}
