@@ -16,12 +16,18 @@ type Config struct {
 	DefaultInterval time.Duration `env:"PUENTE_SYNC_DEFAULT_INTERVAL" default:"24h"`
 	// Workers is how many users (and scheduled refreshes) this process refreshes at once.
 	Workers int `env:"PUENTE_SYNC_WORKERS" default:"16"`
+	// Lease is how long a job (a user's refresh, a batch's fan-out) may run before another
+	// process takes it over: after a crash, the batch resumes this long after.
+	Lease time.Duration `env:"PUENTE_SYNC_LEASE" default:"2m"`
 }
 
 // Validate reports the first problem with c.
 func (c Config) Validate() error {
 	if c.EncryptionKeys == "" {
 		return errors.New("PUENTE_ENCRYPTION_KEYS must be set")
+	}
+	if c.Lease < time.Second {
+		return errors.New("PUENTE_SYNC_LEASE must be at least 1s")
 	}
 	if c.Workers < 1 {
 		return errors.New("PUENTE_SYNC_WORKERS must be at least 1")

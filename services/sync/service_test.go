@@ -207,7 +207,7 @@ func setup(t testing.TB, opts ...func(*options)) bundle {
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
 
-	o := options{cfg: syncs.Config{EncryptionKeys: secretbox.NewKeySpec("t1"), InstitutionConcurrency: 8, DefaultInterval: 24 * time.Hour, Workers: 4}}
+	o := options{cfg: syncs.Config{EncryptionKeys: secretbox.NewKeySpec("t1"), InstitutionConcurrency: 8, DefaultInterval: 24 * time.Hour, Workers: 4, Lease: time.Minute}}
 	for _, f := range opts {
 		f(&o)
 	}
@@ -1133,7 +1133,7 @@ func TestHousekeepDeletesOldRequestIDsAndTombstones(t *testing.T) {
 
 func TestConfig(t *testing.T) {
 	t.Parallel()
-	ok := syncs.Config{EncryptionKeys: secretbox.NewKeySpec("t1"), InstitutionConcurrency: 8, DefaultInterval: 24 * time.Hour, Workers: 16}
+	ok := syncs.Config{EncryptionKeys: secretbox.NewKeySpec("t1"), InstitutionConcurrency: 8, DefaultInterval: 24 * time.Hour, Workers: 16, Lease: time.Minute}
 	require.NoError(t, ok.Validate())
 	for name, f := range map[string]func(*syncs.Config){
 		"no keys":               func(c *syncs.Config) { c.EncryptionKeys = "" },

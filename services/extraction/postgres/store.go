@@ -68,17 +68,6 @@ func (s *Store) tx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	return pgx.BeginFunc(ctx, s.db, fn)
 }
 
-// snapshot runs fn in a read-only repeatable-read transaction (or in the store's transaction,
-// when it is bound to one).
-func (s *Store) snapshot(ctx context.Context, fn func(tx pgx.Tx) error) error {
-	if b, ok := s.db.(interface {
-		BeginTx(context.Context, pgx.TxOptions) (pgx.Tx, error)
-	}); ok {
-		return pgx.BeginTxFunc(ctx, b, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, fn)
-	}
-	return s.tx(ctx, fn)
-}
-
 func notFound(err, nf error) error {
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nf
@@ -385,34 +374,32 @@ func (s *Store) ListTransactions(ctx context.Context, clientID, accountID string
 }
 
 func (s *Store) Changes(ctx context.Context, clientID, consentID string, after int64, limit int) (ch extraction.Changes, err error) {
-	// One snapshot: every change numbered up to the consent's version has committed in it.
-	err = s.snapshot(ctx, func(tx pgx.Tx) error {
-		var version int64
-		err := tx.QueryRow(ctx, `SELECT version FROM consents WHERE client_id = $1 AND id = $2`, clientID, consentID).Scan(&version)
-		if errors.Is(err, pgx.ErrNoRows) {
-			ch.Version = after // nothing extracted yet
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		rows, err := tx.Query(ctx, `SELECT `+txnColumns+` FROM transactions
-			WHERE consent_id = $1 AND client_id = $2 AND version > $3 AND NOT (removed AND created_version > $3)
-			ORDER BY version LIMIT $4`, consentID, clientID, after, limit+1)
-		if err != nil {
-			return err
-		}
-		if ch.Items, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (extraction.Transaction, error) { return scanTransaction(r) }); err != nil {
-			return err
-		}
-		ch.Version = max(version, after)
-		if len(ch.Items) > limit {
-			ch.Items, ch.HasMore = ch.Items[:limit], true
-			ch.Version = ch.Items[limit-1].Version
-		}
-		return nil
-	})
-	return ch, err
+	// Changes numbered up to the consent's version committed with it (SaveTransactions writes
+	// both in one transaction), so reading the version first and then the changes up to it is
+	// consistent without a transaction around the two.
+	var version int64
+	err = s.db.QueryRow(ctx, `SELECT version FROM consents WHERE client_id = $1 AND id = $2`, clientID, consentID).Scan(&version)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return extraction.Changes{Version: after}, nil // nothing extracted yet
+	}
+	if err != nil {
+		return ch, err
+	}
+	rows, err := s.db.Query(ctx, `SELECT `+txnColumns+` FROM transactions
+		WHERE consent_id = $1 AND client_id = $2 AND version > $3 AND version <= $4 AND NOT (removed AND created_version > $3)
+		ORDER BY version LIMIT $5`, consentID, clientID, after, version, limit+1)
+	if err != nil {
+		return ch, err
+	}
+	if ch.Items, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (extraction.Transaction, error) { return scanTransaction(r) }); err != nil {
+		return ch, err
+	}
+	ch.Version = max(version, after)
+	if len(ch.Items) > limit {
+		ch.Items, ch.HasMore = ch.Items[:limit], true
+		ch.Version = ch.Items[limit-1].Version
+	}
+	return ch, nil
 }
 
 // ---- identity

@@ -110,7 +110,7 @@ func suiteConfig(t testing.TB) (suite.Config, string) {
 		PublicURL: "http://puente.test", Sandbox: true, Workers: 4}
 	cfg.Extraction = extraction.Config{EncryptionKeys: cfg.Authtoken.EncryptionKeys, Sandbox: true, PurgeAfter: 24 * time.Hour,
 		ProviderConcurrency: 16, Workers: 4}
-	cfg.Sync = syncs.Config{EncryptionKeys: cfg.Authtoken.EncryptionKeys, InstitutionConcurrency: 8, DefaultInterval: 24 * time.Hour, Workers: 8}
+	cfg.Sync = syncs.Config{EncryptionKeys: cfg.Authtoken.EncryptionKeys, InstitutionConcurrency: 8, DefaultInterval: 24 * time.Hour, Workers: 8, Lease: time.Minute}
 	cfg.Gateway.AllowedOrigins = []string{"https://app.example"}
 	cfg.Webhook = webhook.Config{
 		EncryptionKeys: cfg.Authtoken.EncryptionKeys, AllowInsecureURLs: true,

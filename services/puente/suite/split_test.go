@@ -22,6 +22,7 @@ func startOnly(t *testing.T, base *bundle, services []string, backendAddr string
 	t.Helper()
 	cfg := base.cfg
 	cfg.AuthtokenAddr, cfg.ConnectionAddr, cfg.ConsentAddr, cfg.WebhookAddr = backendAddr, backendAddr, backendAddr, backendAddr
+	cfg.ExtractionAddr, cfg.SyncAddr = backendAddr, backendAddr
 	s, err := suite.Start(context.Background(), cfg, services, telemetry.NewLogger(io.Discard, slog.LevelInfo, false))
 	require.NoError(t, err)
 	t.Cleanup(func() {
@@ -35,7 +36,7 @@ func startOnly(t *testing.T, base *bundle, services []string, backendAddr string
 func TestServicesRunInSeparateProcessesOverGRPC(t *testing.T) {
 	base := setup(t)
 	c := base.newClient("acme")
-	backends := startOnly(t, base, []string{"authtoken", "webhook", "consent", "connection"}, "")
+	backends := startOnly(t, base, []string{"authtoken", "webhook", "consent", "connection", "extraction", "sync"}, "")
 	require.Empty(t, backends.HTTPAddr(), "no gateway in the services' process")
 	gatewayOnly := startOnly(t, base, []string{"gateway"}, backends.GRPCAddr())
 

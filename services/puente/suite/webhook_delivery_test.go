@@ -890,7 +890,7 @@ func TestWebhookDeliveriesSurviveAKilledWebhookProcess(t *testing.T) {
 	cfg.Webhook.Lease = 3 * time.Second
 	addr := freeAddr(t)
 	cfg.WebhookAddr = addr
-	b := startBundle(t, cfg, admin, []string{"authtoken", "consent", "connection", "gateway"})
+	b := startBundle(t, cfg, admin, []string{"authtoken", "consent", "connection", "extraction", "sync", "gateway"})
 	bin := <-build
 	require.NoError(t, bin.err)
 	env := webhookProcessEnv(b, addr)
