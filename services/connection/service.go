@@ -308,6 +308,9 @@ var errNotSucceeded = apierr.New(apierr.FailedPrecondition, "NOT_SUCCEEDED", "on
 // RequireLogin fails a SUCCEEDED connection with LOGIN_REQUIRED, as a bank that wants the user
 // to log in again would (sandbox only; the access rule says so).
 func (s *Service) RequireLogin(ctx context.Context, p caller.Principal, id string) (Connection, error) {
+	if p.ClientID == "" {
+		return Connection{}, ErrConnectionNotFound // "" would mean any client to the store
+	}
 	now := s.now().UTC()
 	return s.store.Update(ctx, p.ClientID, id, func(c *Connection, sec *Secrets) (Change, error) {
 		if c.Status != Succeeded {
@@ -323,6 +326,9 @@ var errNotSimulated = apierr.New(apierr.FailedPrecondition, "NOT_SIMULATED", "th
 // AdvanceDays moves a SUCCEEDED sandbox connection's bank forward by days (sandbox only; the
 // access rule says so) and returns the bank's new date.
 func (s *Service) AdvanceDays(ctx context.Context, p caller.Principal, id string, days int) (string, error) {
+	if p.ClientID == "" {
+		return "", ErrConnectionNotFound // "" would mean any client to the store
+	}
 	var date string
 	_, err := s.store.Update(ctx, p.ClientID, id, func(c *Connection, sec *Secrets) (Change, error) {
 		if c.Status != Succeeded {

@@ -86,6 +86,7 @@ func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, ni
 // controlled clock and a job worker on that clock.
 type bundle struct {
 	ctx         context.Context
+	svc         *connection.Service
 	api         *connection.GRPC
 	provider    *fakeProvider
 	clock       *clock
@@ -97,6 +98,12 @@ type bundle struct {
 }
 
 func setup(t *testing.T) bundle {
+	t.Helper()
+	return setupWith(t)
+}
+
+// setupWith is setup with more providers beside the fake (the sandbox, say).
+func setupWith(t *testing.T, more ...connection.Provider) bundle {
 	t.Helper()
 	ctx := t.Context()
 	url := pgtest.NewDatabase(t)
@@ -119,14 +126,14 @@ func setup(t *testing.T) bundle {
 		Workers:        1,
 	}
 	provider := newFakeProvider(t)
-	svc, err := connection.NewService(connectionpg.New(pool), []connection.Provider{provider}, anyUser{}, noConsents{t: t}, cfg, discard())
+	svc, err := connection.NewService(connectionpg.New(pool), append([]connection.Provider{provider}, more...), anyUser{}, noConsents{t: t}, cfg, discard())
 	require.NoError(t, err)
 	clk := &clock{now: time.Now().UTC().Add(time.Hour).Truncate(time.Second)}
 	svc.SetClock(clk.Now)
 	require.NoError(t, svc.SyncCatalogs(ctx))
 
 	b := bundle{
-		ctx: ctx, api: connection.NewGRPC(svc), provider: provider, clock: clk,
+		ctx: ctx, svc: svc, api: connection.NewGRPC(svc), provider: provider, clock: clk,
 		worker: jobs.NewWorker(jobs.Options{Pool: pool, Handlers: svc.Handlers(), Now: clk.Now, Logger: discard()}),
 		admin:  admin, client: ids.New("cli"), user: ids.New("usr"),
 	}

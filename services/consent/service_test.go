@@ -74,6 +74,12 @@ func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, ni
 
 func setup(t testing.TB) bundle {
 	t.Helper()
+	return setupWatched(t)
+}
+
+// setupWatched is setup with watchers told of every change of status.
+func setupWatched(t testing.TB, watchers ...consent.Watcher) bundle {
+	t.Helper()
 	ctx := t.Context()
 	url := pgtest.NewDatabase(t)
 	require.NoError(t, consentpg.Migrate(ctx, url))
@@ -81,7 +87,7 @@ func setup(t testing.TB) bundle {
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
 
-	svc, err := consent.NewService(consentpg.New(pool), nil, consent.Config{EncryptionKeys: secretbox.NewKeySpec("t1")}, discard())
+	svc, err := consent.NewService(consentpg.New(pool), watchers, consent.Config{EncryptionKeys: secretbox.NewKeySpec("t1")}, discard())
 	require.NoError(t, err)
 	clk := &clock{now: time.Now().UTC().Truncate(time.Second)}
 	svc.SetClock(clk.Now)
@@ -1010,4 +1016,235 @@ func TestGRPCConsentProto(t *testing.T) {
 	require.Len(t, p.GetHistory(), 2)
 	require.Equal(t, consentv1.ConsentStatus_CONSENT_STATUS_AWAITING_AUTHORISATION, p.GetHistory()[0].GetStatus())
 	require.Equal(t, consentv1.ConsentStatus_CONSENT_STATUS_AUTHORISED, p.GetHistory()[1].GetStatus())
+}
+
+// ---- watchers
+
+// recordingWatcher is a service watching consents: it records every call and fails while
+// failing is set.
+type recordingWatcher struct {
+	mu      sync.Mutex
+	heard   []heard
+	failing error
+}
+
+type heard struct {
+	Consent consent.Consent
+	Change  consent.Change
+}
+
+func (w *recordingWatcher) ConsentChanged(_ context.Context, c consent.Consent, ch consent.Change) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.heard = append(w.heard, heard{c, ch})
+	return w.failing
+}
+
+func (w *recordingWatcher) Heard() []heard {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.heard)
+}
+
+func (w *recordingWatcher) setFailing(err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.failing = err
+}
+
+func changes(hs []heard) []consent.Change {
+	out := make([]consent.Change, 0, len(hs))
+	for _, h := range hs {
+		out = append(out, h.Change)
+	}
+	return out
+}
+
+// requireChange asserts ch is c's move to status at at.
+func requireChange(t *testing.T, c consent.Consent, status consent.Status, at time.Time, ch consent.Change) {
+	t.Helper()
+	require.Equal(t, c.ClientID, ch.ClientID)
+	require.Equal(t, c.ID, ch.ConsentID)
+	require.Equal(t, status, ch.Status)
+	require.True(t, at.Equal(ch.At), "change at %s, want %s", ch.At, at)
+}
+
+func TestWatchersHearOfEveryChangeThroughTheNotifyJob(t *testing.T) {
+	t.Parallel()
+	one, two := &recordingWatcher{}, &recordingWatcher{}
+	b := setupWatched(t, one, two)
+	c := newConsent(t, b)
+	// The queue's jobs are enqueued at the database's "now": move the clock past it.
+	b.clock.Advance(time.Minute)
+	ran, err := b.worker.RunOnce(b.ctx)
+	require.NoError(t, err)
+	require.Zero(t, ran, "creating a consent tells nobody: it is not a change of status")
+	require.Empty(t, one.Heard())
+
+	con := ids.New("con")
+	authorised, _, err := authorise(b, c, con)
+	require.NoError(t, err)
+	authorisedAt := b.clock.Now()
+	require.Empty(t, one.Heard(), "watchers hear from the job, not from the request")
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM consent.jobs WHERE kind = $1 AND state = 'available'`, consent.JobNotify))
+
+	b.clock.Advance(time.Minute)
+	ran, err = b.worker.RunOnce(b.ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, ran)
+	for _, w := range []*recordingWatcher{one, two} {
+		hs := w.Heard()
+		require.Len(t, hs, 1)
+		requireChange(t, c, consent.Authorised, authorisedAt, hs[0].Change)
+		require.Equal(t, authorised, hs[0].Consent, "the watcher gets the consent as stored")
+		require.Equal(t, con, hs[0].Consent.ConnectionID)
+	}
+
+	_, _, err = revoke(b, c)
+	require.NoError(t, err)
+	revokedAt := b.clock.Now()
+	b.clock.Advance(time.Minute)
+	ran, err = b.worker.RunOnce(b.ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, ran)
+	for _, w := range []*recordingWatcher{one, two} {
+		hs := w.Heard()
+		require.Len(t, hs, 2)
+		requireChange(t, c, consent.Revoked, revokedAt, hs[1].Change)
+		require.Equal(t, consent.Revoked, hs[1].Consent.Status)
+		require.Equal(t, c.UserID, hs[1].Consent.UserID)
+	}
+	require.Zero(t, b.count(t, `SELECT count(*) FROM consent.jobs WHERE kind = $1 AND state <> 'done'`, consent.JobNotify))
+
+	// A revoke repeated changes nothing, and tells nobody.
+	_, _, err = revoke(b, c)
+	require.NoError(t, err)
+	b.clock.Advance(time.Minute)
+	ran, err = b.worker.RunOnce(b.ctx)
+	require.NoError(t, err)
+	require.Zero(t, ran)
+	require.Len(t, one.Heard(), 2)
+}
+
+func TestWatchersHearOfExpiryAndRejection(t *testing.T) {
+	t.Parallel()
+	w := &recordingWatcher{}
+	b := setupWatched(t, w)
+	expiring := newConsent(t, b)
+	rejected := newConsent(t, b)
+	b.clock.Advance(time.Minute)
+	_, _, err := reject(b, rejected, "INVALID_CREDENTIALS")
+	require.NoError(t, err)
+	rejectedAt := b.clock.Now()
+	_, _, err = expireByJob(t, b, expiring) // runs the rejection's notice, the expiry and its notice
+	require.NoError(t, err)
+
+	byConsent := map[string][]consent.Change{}
+	for _, ch := range changes(w.Heard()) {
+		byConsent[ch.ConsentID] = append(byConsent[ch.ConsentID], ch)
+	}
+	require.Len(t, byConsent[rejected.ID], 1)
+	requireChange(t, rejected, consent.Rejected, rejectedAt, byConsent[rejected.ID][0])
+	require.Len(t, byConsent[expiring.ID], 1)
+	requireChange(t, expiring, consent.Expired, b.clock.Now(), byConsent[expiring.ID][0])
+}
+
+func TestAFailingWatcherMakesTheNotifyJobRetry(t *testing.T) {
+	t.Parallel()
+	failing, fine := &recordingWatcher{failing: errors.New("extraction is down")}, &recordingWatcher{}
+	b := setupWatched(t, failing, fine)
+	c := newConsent(t, b)
+	b.clock.Advance(time.Minute)
+	_, _, err := authorise(b, c, ids.New("con"))
+	require.NoError(t, err)
+	at := b.clock.Now()
+
+	ran, err := b.worker.RunOnce(b.ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, ran)
+	require.Len(t, failing.Heard(), 1)
+	require.Len(t, fine.Heard(), 1, "the other watcher is still called")
+	requireChange(t, c, consent.Authorised, at, fine.Heard()[0].Change)
+
+	var state string
+	var attempts int
+	var lastError *string
+	require.NoError(t, superuser(t, b).QueryRow(b.ctx, `SELECT state, attempts, last_error FROM consent.jobs WHERE kind = $1`, consent.JobNotify).
+		Scan(&state, &attempts, &lastError))
+	require.Equal(t, "available", state, "the job will run again")
+	require.Equal(t, 1, attempts)
+	require.NotNil(t, lastError)
+	require.Contains(t, *lastError, "extraction is down")
+
+	ran, err = b.worker.RunOnce(b.ctx)
+	require.NoError(t, err)
+	require.Zero(t, ran, "the retry waits for its backoff")
+
+	// Past the backoff it runs again; both watchers hear it again (a call may repeat).
+	failing.setFailing(nil)
+	b.clock.Advance(time.Hour)
+	ran, err = b.worker.RunOnce(b.ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, ran)
+	require.Len(t, failing.Heard(), 2)
+	require.Len(t, fine.Heard(), 2)
+	requireChange(t, c, consent.Authorised, at, failing.Heard()[1].Change)
+	require.NoError(t, superuser(t, b).QueryRow(b.ctx, `SELECT state, attempts FROM consent.jobs WHERE kind = $1`, consent.JobNotify).Scan(&state, &attempts))
+	require.Equal(t, "done", state)
+	require.Equal(t, 2, attempts)
+}
+
+func (b bundle) count(t *testing.T, query string, args ...any) int {
+	t.Helper()
+	var n int
+	require.NoError(t, superuser(t, b).QueryRow(b.ctx, query, args...).Scan(&n))
+	return n
+}
+
+func TestListConsentsWithAServiceToken(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	other := ids.New("cli")
+	alice := ids.New("usr")
+	mine1 := newConsentFor(t, b, b.client, alice, 24*time.Hour)
+	mine2 := newConsentFor(t, b, b.client, ids.New("usr"), 24*time.Hour)
+	theirs := newConsentFor(t, b, other, alice, 24*time.Hour)
+	_, _, err := authorise(b, mine2, ids.New("con"))
+	require.NoError(t, err)
+
+	_, err = b.svc.ListConsents(b.ctx, serviceP, "", consent.Filter{}, consent.Page{Limit: 50})
+	requireInvalid(t, err, "client_id")
+
+	for _, tc := range []struct {
+		name   string
+		client string
+		f      consent.Filter
+		want   []string
+	}{
+		{"a client's consents", b.client, consent.Filter{}, newestFirst(mine1.ID, mine2.ID)},
+		{"another client's consents", other, consent.Filter{}, []string{theirs.ID}},
+		{"a client's consents of a user another client shares the id of", b.client, consent.Filter{UserID: alice}, []string{mine1.ID}},
+		{"a client's AUTHORISED consents", b.client, consent.Filter{Status: consent.Authorised}, []string{mine2.ID}},
+		{"a client with no consents", ids.New("cli"), consent.Filter{}, []string{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cs, err := b.svc.ListConsents(b.ctx, serviceP, tc.client, tc.f, consent.Page{Limit: 50})
+			require.NoError(t, err)
+			require.Equal(t, tc.want, consentIDs(cs))
+			for _, c := range cs {
+				require.Equal(t, tc.client, c.ClientID)
+			}
+		})
+	}
+
+	t.Run("through the API, as the extraction service lists a user's AUTHORISED consents", func(t *testing.T) {
+		resp, err := b.grpc.ListConsents(caller.With(b.ctx, serviceP), &consentv1.ListConsentsRequest{
+			ClientId: other, UserId: alice, Status: consentv1.ConsentStatus_CONSENT_STATUS_AWAITING_AUTHORISATION,
+		})
+		require.NoError(t, err)
+		require.Len(t, resp.GetConsents(), 1)
+		require.Equal(t, theirs.ID, resp.GetConsents()[0].GetId())
+		_, err = b.grpc.ListConsents(caller.With(b.ctx, serviceP), &consentv1.ListConsentsRequest{})
+		requireInvalid(t, err, "client_id")
+	})
 }

@@ -279,13 +279,6 @@ var (
 	ErrRequestInProgress = idempotency.ErrRequestInProgress
 )
 
-// Changes are the transactions that changed after a cursor, oldest change first.
-type Changes struct {
-	Items   []Transaction // with Removed set for removals
-	Version int64         // the change number to resume after
-	HasMore bool
-}
-
 // TransactionFilter narrows a list of an account's transactions.
 type TransactionFilter struct {
 	From, To string // YYYY-MM-DD, inclusive; "" unbounded
@@ -320,9 +313,9 @@ type Store interface {
 	GetAccount(ctx context.Context, clientID, id string) (Account, error)
 	ListAccounts(ctx context.Context, clientID string, consentIDs []string, p Page) ([]Account, error)
 	ListTransactions(ctx context.Context, clientID, accountID string, f TransactionFilter, p TransactionPage) ([]Transaction, error)
-	// Changes returns up to limit changes of a consent's transactions after the change number
-	// `after`.
-	Changes(ctx context.Context, clientID, consentID string, after int64, limit int) (Changes, error)
+	// Changes returns the consent's change number now and, oldest first, up to limit
+	// transactions whose last change is numbered after `after` and at most `until` (0: now).
+	Changes(ctx context.Context, clientID, consentID string, after, until int64, limit int) (items []Transaction, now int64, err error)
 	// Identity returns the sealed identity of a consent.
 	Identity(ctx context.Context, clientID, consentID string) ([]byte, time.Time, error)
 

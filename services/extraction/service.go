@@ -244,9 +244,12 @@ type SyncResult struct {
 	HasMore         bool
 }
 
+var errMutatedWhilePaging = apierr.New(apierr.FailedPrecondition, "TRANSACTIONS_SYNC_MUTATION_DURING_PAGINATION",
+	"the transactions changed while you paged through them: sync again from the cursor you started with")
+
 // SyncTransactions returns up to count changes to a consent's transactions after cursor.
 func (s *Service) SyncTransactions(ctx context.Context, p caller.Principal, consentID, cursor string, count int) (SyncResult, error) {
-	after, err := decodeCursor(consentID, cursor)
+	cur, err := decodeCursor(consentID, cursor)
 	if err != nil {
 		return SyncResult{}, err
 	}
@@ -256,16 +259,31 @@ func (s *Service) SyncTransactions(ctx context.Context, p caller.Principal, cons
 	if _, err := s.readable(ctx, p, consentID, ProductTransactions); err != nil {
 		return SyncResult{}, err
 	}
-	ch, err := s.store.Changes(ctx, p.ClientID, consentID, after, count)
+	items, now, err := s.store.Changes(ctx, p.ClientID, consentID, cur.Position, cur.End, count+1)
 	if err != nil {
 		return SyncResult{}, err
 	}
-	r := SyncResult{NextCursor: encodeCursor(consentID, ch.Version), HasMore: ch.HasMore}
-	for _, t := range ch.Items {
+	end := now
+	if cur.paging() {
+		if now != cur.End {
+			return SyncResult{}, errMutatedWhilePaging
+		}
+		end = cur.End
+	}
+	var r SyncResult
+	if len(items) > count {
+		items, r.HasMore = items[:count], true
+		r.NextCursor = encodeCursor(consentID, syncCursor{Origin: cur.Origin, Position: items[count-1].Version, End: end})
+	} else {
+		r.NextCursor = encodeCursor(consentID, syncCursor{Origin: max(end, cur.Origin), Position: max(end, cur.Origin)})
+	}
+	for _, t := range items {
 		switch {
+		case t.Removed && t.Created > cur.Origin:
+			// Came and went since the client's last sync: it never saw it.
 		case t.Removed:
 			r.Removed = append(r.Removed, t)
-		case t.Created > after:
+		case t.Created > cur.Origin:
 			r.Added = append(r.Added, t)
 		default:
 			r.Modified = append(r.Modified, t)
@@ -481,6 +499,14 @@ func (s *Service) ConsentChanged(ctx context.Context, p caller.Principal, client
 	case ConsentRevoked, ConsentExpired, ConsentRejected:
 	default:
 		return nil // only an end matters here
+	}
+	// The consent service is the authority on whose consent it is: a wrong client id must not
+	// end (and so block) another client's consent here.
+	if _, err := s.consents.Get(ctx, clientID, consentID); err != nil {
+		if errors.Is(err, ErrConsentNotFound) {
+			return nil
+		}
+		return err
 	}
 	if at.IsZero() {
 		at = s.clock()

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"puente.dev/pkg/apierr"
 	"puente.dev/pkg/sandboxdata"
 	"puente.dev/services/connection"
 )
@@ -460,7 +461,8 @@ func (p *Provider) AdvanceDays(l connection.Login, days int) ([]byte, string, er
 		return nil, "", fmt.Errorf("sandbox: AdvanceDays on a login that is not linked")
 	}
 	if days < 1 || s.Day+days > MaxDays {
-		return nil, "", fmt.Errorf("sandbox: AdvanceDays by %d from day %d: the sandbox's banks run for %d days", days, s.Day, MaxDays)
+		return nil, "", apierr.New(apierr.FailedPrecondition, "SANDBOX_END_OF_TIME",
+			fmt.Sprintf("the sandbox's banks run for %d days; this one is at day %d", MaxDays, s.Day))
 	}
 	s.Day += days
 	anchor, err := time.Parse(time.DateOnly, sandboxdata.AnchorDate)

@@ -373,33 +373,28 @@ func (s *Store) ListTransactions(ctx context.Context, clientID, accountID string
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (extraction.Transaction, error) { return scanTransaction(r) })
 }
 
-func (s *Store) Changes(ctx context.Context, clientID, consentID string, after int64, limit int) (ch extraction.Changes, err error) {
-	// Changes numbered up to the consent's version committed with it (SaveTransactions writes
-	// both in one transaction), so reading the version first and then the changes up to it is
+func (s *Store) Changes(ctx context.Context, clientID, consentID string, after, until int64, limit int) (items []extraction.Transaction, now int64, err error) {
+	// Changes numbered up to the consent's number committed with it (SaveTransactions writes
+	// both in one transaction), so reading the number first and then the changes up to it is
 	// consistent without a transaction around the two.
-	var version int64
-	err = s.db.QueryRow(ctx, `SELECT version FROM consents WHERE client_id = $1 AND id = $2`, clientID, consentID).Scan(&version)
+	err = s.db.QueryRow(ctx, `SELECT version FROM consents WHERE client_id = $1 AND id = $2`, clientID, consentID).Scan(&now)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return extraction.Changes{Version: after}, nil // nothing extracted yet
+		return nil, 0, nil // nothing extracted yet
 	}
 	if err != nil {
-		return ch, err
+		return nil, 0, err
+	}
+	if until == 0 || until > now {
+		until = now
 	}
 	rows, err := s.db.Query(ctx, `SELECT `+txnColumns+` FROM transactions
-		WHERE consent_id = $1 AND client_id = $2 AND version > $3 AND version <= $4 AND NOT (removed AND created_version > $3)
-		ORDER BY version LIMIT $5`, consentID, clientID, after, version, limit+1)
+		WHERE consent_id = $1 AND client_id = $2 AND version > $3 AND version <= $4
+		ORDER BY version LIMIT $5`, consentID, clientID, after, until, limit)
 	if err != nil {
-		return ch, err
+		return nil, 0, err
 	}
-	if ch.Items, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (extraction.Transaction, error) { return scanTransaction(r) }); err != nil {
-		return ch, err
-	}
-	ch.Version = max(version, after)
-	if len(ch.Items) > limit {
-		ch.Items, ch.HasMore = ch.Items[:limit], true
-		ch.Version = ch.Items[limit-1].Version
-	}
-	return ch, nil
+	items, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (extraction.Transaction, error) { return scanTransaction(r) })
+	return items, now, err
 }
 
 // ---- identity
