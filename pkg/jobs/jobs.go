@@ -167,3 +167,20 @@ func Snooze(d time.Duration) error { return &snoozeError{max(d, 0)} }
 type snoozeError struct{ d time.Duration }
 
 func (e *snoozeError) Error() string { return fmt.Sprintf("jobs: snoozed for %s", e.d) }
+
+// Split divides what is left of a job's lease (ctx's deadline): work gets three quarters of it,
+// for the calls that may hang; record outlives ctx's cancellation, and its deadline by
+// recordGrace, so that a handler whose work ran out of time, on its last attempt above all, can
+// still write down how it ended instead of leaving its state pending for ever.
+func Split(ctx context.Context) (work, record context.Context, cancel func()) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return ctx, context.WithoutCancel(ctx), func() {}
+	}
+	work, cancelWork := context.WithDeadline(ctx, time.Now().Add(time.Until(deadline)*3/4))
+	record, cancelRecord := context.WithDeadline(context.WithoutCancel(ctx), deadline.Add(recordGrace))
+	return work, record, func() { cancelWork(); cancelRecord() }
+}
+
+// recordGrace is how long past its lease a job may take to write down its outcome.
+const recordGrace = 30 * time.Second

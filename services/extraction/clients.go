@@ -3,6 +3,7 @@ package extraction
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -23,7 +24,7 @@ func (c ConsentClient) auth(ctx context.Context) context.Context {
 }
 
 func consentOf(p *consentv1.Consent) Consent {
-	st := ConsentStatus(p.GetStatus().String()[len("CONSENT_STATUS_"):])
+	st := ConsentStatus(strings.TrimPrefix(p.GetStatus().String(), "CONSENT_STATUS_"))
 	return Consent{
 		ID: p.GetId(), UserID: p.GetUserId(), InstitutionID: p.GetInstitutionId(), ConnectionID: p.GetConnectionId(),
 		Products: p.GetProducts(), Status: st,
@@ -83,7 +84,7 @@ func (c ConnectionClient) Link(ctx context.Context, clientID, connectionID strin
 		Country: resp.GetInstitutionCountry(), State: resp.GetUpstreamState(),
 	}
 	if r := resp.GetReason(); r != connectionv1.FailureReason_FAILURE_REASON_UNSPECIFIED {
-		l.FailureReason = r.String()[len("FAILURE_REASON_"):]
+		l.FailureReason = strings.TrimPrefix(r.String(), "FAILURE_REASON_")
 	}
 	return l, nil
 }

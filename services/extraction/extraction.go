@@ -259,7 +259,9 @@ type AccountResult struct {
 type RefreshResult struct {
 	Accounts []AccountResult
 	Reason   string
-	Counts   Counts
+	// Counts are what changed of the product pulled: transactions when they were, otherwise
+	// accounts, or the identity.
+	Counts Counts
 }
 
 // Page is where a list resumes.
@@ -307,7 +309,9 @@ type Store interface {
 	SaveAccounts(ctx context.Context, c Consent, accs []UpstreamAccount, withBalances bool, at time.Time) ([]Account, Counts, error)
 	// SaveTransactions reconciles an account's stored transactions with the upstream's, under
 	// the consent's lock, and returns what changed.
-	SaveTransactions(ctx context.Context, a Account, up UpstreamTransactions, at time.Time) (Counts, error)
+	// An upstream list read before the last one applied (fetchedAt) is ignored. Changed
+	// transactions are announced by a "transactions.updates_available" event, with the data.
+	SaveTransactions(ctx context.Context, a Account, up UpstreamTransactions, fetchedAt, at time.Time) (Counts, error)
 	SaveIdentity(ctx context.Context, c Consent, sealed []byte, at time.Time) (added bool, err error)
 
 	GetAccount(ctx context.Context, clientID, id string) (Account, error)

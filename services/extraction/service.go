@@ -222,13 +222,13 @@ func (s *Service) GetAccount(ctx context.Context, p caller.Principal, id string)
 
 // ListTransactions lists an account's transactions, newest first.
 func (s *Service) ListTransactions(ctx context.Context, p caller.Principal, accountID string, f TransactionFilter, pg TransactionPage) ([]Transaction, error) {
+	for _, d := range []struct{ field, value string }{{"from_date", f.From}, {"to_date", f.To}} {
+		if _, err := time.Parse(time.DateOnly, d.value); d.value != "" && err != nil {
+			return nil, apierr.Invalid(d.field, "is not a date (YYYY-MM-DD)")
+		}
+	}
 	if f.From != "" && f.To != "" && f.From > f.To {
 		return nil, apierr.Invalid("from_date", "must not be after to_date")
-	}
-	for field, d := range map[string]string{"from_date": f.From, "to_date": f.To} {
-		if _, err := time.Parse(time.DateOnly, d); d != "" && err != nil {
-			return nil, apierr.Invalid(field, "is not a date (YYYY-MM-DD)")
-		}
 	}
 	if _, _, err := s.account(ctx, p, accountID, ProductTransactions); err != nil {
 		return nil, err
@@ -379,6 +379,9 @@ func (s *Service) RefreshConsent(ctx context.Context, p caller.Principal, client
 	if errors.As(err, &pe) || errors.Is(err, ErrConsentEnded) {
 		return RefreshResult{Reason: reasonOf(err)}, nil
 	}
+	if !slices.Contains(products, ProductTransactions) {
+		r.Counts = Counts{} // the response counts transactions only
+	}
 	return r, err
 }
 
@@ -449,11 +452,12 @@ func (s *Service) pull(ctx context.Context, c Consent, products []string) (Refre
 }
 
 func (s *Service) pullTransactions(ctx context.Context, link Link, prov Provider, a Account, now time.Time) (Counts, error) {
+	fetchedAt := s.clock()
 	txns, err := prov.Transactions(ctx, link, a.UpstreamAccount.ID)
 	if err != nil {
 		return Counts{}, err
 	}
-	return s.store.SaveTransactions(ctx, a, txns, now)
+	return s.store.SaveTransactions(ctx, a, txns, fetchedAt, now)
 }
 
 // upstream returns the link and the adapter to read c's data with.
@@ -596,11 +600,13 @@ func (s *Service) runExtraction(ctx context.Context, j jobs.Job) error {
 	if e.Status != Pending {
 		return nil // finished by an earlier run
 	}
+	work, record, cancel := jobs.Split(ctx)
+	defer cancel()
 	var r RefreshResult
-	c, err := s.consents.Get(ctx, e.ClientID, e.ConsentID)
+	c, err := s.consents.Get(work, e.ClientID, e.ConsentID)
 	if err == nil {
 		if err = usable(c, e.Product); err == nil {
-			r, err = s.pull(ctx, c, []string{e.Product})
+			r, err = s.pull(work, c, []string{e.Product})
 		}
 	}
 	if err == nil && e.Product == ProductTransactions && !slices.ContainsFunc(r.Accounts, func(a AccountResult) bool { return a.OK }) && len(r.Accounts) > 0 {
@@ -619,7 +625,7 @@ func (s *Service) runExtraction(ctx context.Context, j jobs.Job) error {
 			e.Reason = "PARTIAL: " + r.Accounts[failed].Reason
 		}
 	}
-	return s.store.FinishExtraction(ctx, e)
+	return s.store.FinishExtraction(record, e)
 }
 
 func (s *Service) generateReport(ctx context.Context, j jobs.Job) error {
@@ -637,7 +643,9 @@ func (s *Service) generateReport(ctx context.Context, j jobs.Job) error {
 	if r.Status != Pending {
 		return nil
 	}
-	cf, err := s.cashFlow(ctx, r)
+	work, record, cancel := jobs.Split(ctx)
+	defer cancel()
+	cf, err := s.cashFlow(work, r)
 	r.FinishedAt = s.clock()
 	if err != nil {
 		if retry(j, err) {
@@ -648,7 +656,7 @@ func (s *Service) generateReport(ctx context.Context, j jobs.Job) error {
 	} else {
 		r.Status, r.CashFlow = Succeeded, &cf
 	}
-	return s.store.FinishReport(ctx, r)
+	return s.store.FinishReport(record, r)
 }
 
 // cashFlow computes the report from the upstream's data as it is now. It reads without

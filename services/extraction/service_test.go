@@ -1219,7 +1219,7 @@ func TestEndedConsentIsPurgedAtPurgeTime(t *testing.T) {
 		_, _, err = b.store.SaveAccounts(b.ctx, c, nil, true, b.clock.Now())
 		require.ErrorIs(t, err, extraction.ErrConsentEnded)
 		acc := b.accounts(t, c)[0]
-		_, err = b.store.SaveTransactions(b.ctx, acc, extraction.UpstreamTransactions{}, b.clock.Now())
+		_, err = b.store.SaveTransactions(b.ctx, acc, extraction.UpstreamTransactions{}, b.clock.Now(), b.clock.Now())
 		require.ErrorIs(t, err, extraction.ErrConsentEnded)
 		_, err = b.store.SaveIdentity(b.ctx, c, []byte("sealed"), b.clock.Now())
 		require.ErrorIs(t, err, extraction.ErrConsentEnded)
@@ -1526,4 +1526,39 @@ func TestCashFlowReportOfASandboxUser(t *testing.T) {
 		require.Equal(t, "FAILED", evs[0].Data["status"])
 		require.Equal(t, "LOGIN_REQUIRED", evs[0].Data["reason"])
 	})
+}
+
+func TestChangedTransactionsAreAnnouncedWithTheDataAndAnOlderListLoses(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	c := b.newConsent(t, consentSpec{})
+	first := b.extract(t, c, extraction.ProductTransactions)
+	require.Equal(t, extraction.Succeeded, first.Status)
+	updates := func() (n, added int) {
+		for _, e := range b.events(t, c.ID) {
+			if e.Type == "transactions.updates_available" {
+				n++
+				added += int(e.Data["added"].(float64))
+			}
+		}
+		return n, added
+	}
+	n, added := updates()
+	require.Equal(t, 2, n, "one event per account that changed, flowing under the consent")
+	require.Equal(t, first.Counts.Added, added)
+
+	// Nothing changed: nothing announced.
+	require.Zero(t, b.extract(t, c, extraction.ProductTransactions).Counts)
+	again, _ := updates()
+	require.Equal(t, 2, again)
+
+	// A list read before the one last applied is ignored: an overlapping, slower pull cannot
+	// undo a newer one.
+	acc := b.accounts(t, c)[0]
+	before := b.transactions(t, c)
+	stale := b.clock.Now().Add(-time.Hour)
+	counts, err := b.store.SaveTransactions(b.ctx, acc, extraction.UpstreamTransactions{From: "2000-01-01", To: "2100-01-01"}, stale, b.clock.Now())
+	require.NoError(t, err)
+	require.Zero(t, counts, "an empty list read an hour ago would have removed everything")
+	require.Equal(t, before, b.transactions(t, c))
 }

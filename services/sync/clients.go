@@ -109,7 +109,6 @@ func (r RefresherClient) Refresh(ctx context.Context, clientID, consentID string
 	}
 	out := Refresh{
 		Reason: resp.GetReason(),
-		Added:  int(resp.GetAdded()), Modified: int(resp.GetModified()), Removed: int(resp.GetRemoved()),
 	}
 	for _, a := range resp.GetAccounts() {
 		// An unknown status is kept as it came: accountResults reads it as an ERROR.

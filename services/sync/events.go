@@ -4,10 +4,9 @@ package syncs
 // No event carries a secret; external_ref is the client's own id for its user, sent back only in
 // the client's own events.
 const (
-	EventUserFinished     = "sync.user.finished"
-	EventUserNotFound     = "sync.user.not_found"
-	EventCompleted        = "sync.completed"
-	EventUpdatesAvailable = "transactions.updates_available"
+	EventUserFinished = "sync.user.finished"
+	EventUserNotFound = "sync.user.not_found"
+	EventCompleted    = "sync.completed"
 )
 
 // AccountData is one account result in "sync.user.finished". account_id is empty for a
@@ -44,15 +43,6 @@ type CompletedData struct {
 	Partial   int    `json:"partial_users"`
 	Failed    int    `json:"failed_users"`
 	NotFound  int    `json:"not_found_users"`
-}
-
-// UpdatesAvailableData is the data of "transactions.updates_available".
-type UpdatesAvailableData struct {
-	ConsentID string `json:"consent_id"`
-	UserID    string `json:"user_id"`
-	Added     int    `json:"added"`
-	Modified  int    `json:"modified"`
-	Removed   int    `json:"removed"`
 }
 
 // UserEvent is the final event of a user's result: its type and data.

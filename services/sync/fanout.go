@@ -72,9 +72,11 @@ func (s *Service) fanout(ctx context.Context, j jobs.Job) error {
 		return jobs.Cancel(fmt.Errorf("bad args %s: %v", j.Args, err))
 	}
 	last := j.Attempt >= j.MaxAttempts
+	work, record, cancel := jobs.Split(ctx)
+	defer cancel()
 	after := -1
 	for {
-		chunk, err := s.store.Unresolved(ctx, a.SyncID, after, FanoutChunk)
+		chunk, err := s.store.Unresolved(record, a.SyncID, after, FanoutChunk)
 		if err != nil {
 			return fmt.Errorf("fanout %s: %w", a.SyncID, err)
 		}
@@ -82,7 +84,7 @@ func (s *Service) fanout(ctx context.Context, j jobs.Job) error {
 			return nil
 		}
 		after = chunk[len(chunk)-1].Position
-		found, final, err := s.resolve(ctx, a, chunk)
+		found, final, err := s.resolve(work, a, chunk)
 		if err != nil {
 			if !last {
 				return fmt.Errorf("fanout %s: %w", a.SyncID, err)
@@ -92,7 +94,7 @@ func (s *Service) fanout(ctx context.Context, j jobs.Job) error {
 			s.log.ErrorContext(ctx, "sync fan-out failed for good", "sync_id", a.SyncID, "err", err)
 			found, final = nil, failAll(chunk, ReasonInternal, s.clock())
 		}
-		if err := s.store.Resolve(ctx, a.ClientID, a.SyncID, found, final); err != nil {
+		if err := s.store.Resolve(record, a.ClientID, a.SyncID, found, final); err != nil {
 			return fmt.Errorf("fanout %s: record chunk: %w", a.SyncID, err)
 		}
 	}

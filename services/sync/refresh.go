@@ -38,7 +38,9 @@ func (s *Service) refreshUser(ctx context.Context, j jobs.Job) error {
 	}
 	u.UserID = a.UserID
 	last := j.Attempt >= j.MaxAttempts
-	u.Accounts, u.Reason, err = s.refreshConsents(ctx, a.ClientID, a.UserID, last)
+	work, record, cancel := jobs.Split(ctx)
+	defer cancel()
+	u.Accounts, u.Reason, err = s.refreshConsents(work, a.ClientID, a.UserID, last)
 	if err != nil {
 		return fmt.Errorf("user %d of sync %s: %w", a.Position, a.SyncID, err)
 	}
@@ -48,7 +50,7 @@ func (s *Service) refreshUser(ctx context.Context, j jobs.Job) error {
 		u.Status = UserError
 	}
 	u.FinishedAt = s.clock()
-	if _, err := s.store.Finish(ctx, a.ClientID, u); err != nil {
+	if _, err := s.store.Finish(record, a.ClientID, u); err != nil {
 		return fmt.Errorf("user %d of sync %s: record result: %w", a.Position, a.SyncID, err)
 	}
 	return nil

@@ -189,7 +189,9 @@ func (s *Service) refreshSchedule(ctx context.Context, j jobs.Job) error {
 	case sc.Paused:
 		return nil
 	}
-	r, err := s.refresher.Refresh(ctx, a.ClientID, a.ConsentID)
+	work, record, cancel := jobs.Split(ctx)
+	defer cancel()
+	r, err := s.refresher.Refresh(work, a.ClientID, a.ConsentID)
 	run := ScheduleRun{At: s.clock()}
 	switch {
 	case err != nil && transient(err) && j.Attempt < j.MaxAttempts:
@@ -199,9 +201,8 @@ func (s *Service) refreshSchedule(ctx context.Context, j jobs.Job) error {
 		run.Status = UserError
 	default:
 		run.Status, _ = outcome(accountResults(a.ConsentID, r))
-		run.Added, run.Modified, run.Removed = r.Added, r.Modified, r.Removed
 	}
-	if err := s.store.RecordRun(ctx, a.ClientID, a.ConsentID, run); err != nil {
+	if err := s.store.RecordRun(record, a.ClientID, a.ConsentID, run); err != nil {
 		return fmt.Errorf("scheduled refresh of %s: record: %w", a.ConsentID, err)
 	}
 	return nil

@@ -1029,25 +1029,20 @@ func TestDueSchedulesRefreshOnceAndMoveOn(t *testing.T) {
 
 	b.refresher.set(c, syncs.Refresh{
 		Accounts: []syncs.AccountRefresh{{AccountID: "acc_1", Status: syncs.AccountSuccess}, {AccountID: "acc_2", Status: syncs.AccountError, Reason: "LOGIN_REQUIRED"}},
-		Added:    3, Modified: 1,
 	})
 	b.runJobs(t)
 	require.Equal(t, 1, b.refresher.Calls(c))
 	ran := must(b.schedule(t, c))
 	require.True(t, b.clock.Now().Equal(ran.LastRunAt))
 	require.Equal(t, syncs.UserPartial, ran.LastStatus)
-	require.Equal(t, []event{{syncs.EventUpdatesAvailable, map[string]any{
-		"consent_id": c, "user_id": user, "added": 3.0, "modified": 1.0, "removed": 0.0,
-	}}}, b.events(t, c))
+	require.Empty(t, b.events(t, c), "changed transactions are announced by the extraction service, with the data")
 
-	// A refresh that changed nothing announces nothing.
 	b.refresher.set(c, syncs.Refresh{Accounts: []syncs.AccountRefresh{{AccountID: "acc_1", Status: syncs.AccountSuccess}}})
 	b.clock.Set(moved.NextRunAt)
 	require.NoError(t, b.svc.RunDueSchedules(b.ctx))
 	b.runJobs(t)
 	require.Equal(t, 2, b.refresher.Calls(c))
 	require.Equal(t, syncs.UserSuccess, must(b.schedule(t, c)).LastStatus)
-	require.Len(t, b.events(t, c), 1)
 
 	// Days missed (the process was down): one refresh, and the next run keeps its phase.
 	next := must(b.schedule(t, c)).NextRunAt

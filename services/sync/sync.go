@@ -140,11 +140,8 @@ type Schedule struct {
 
 // ScheduleRun is the outcome of one scheduled refresh.
 type ScheduleRun struct {
-	At       time.Time
-	Status   UserStatus // SUCCESS, PARTIAL or ERROR
-	Added    int
-	Modified int
-	Removed  int
+	At     time.Time
+	Status UserStatus // SUCCESS, PARTIAL or ERROR
 }
 
 var (
@@ -195,9 +192,8 @@ type Store interface {
 	// caller holds), queues job(s) for each and moves each next run past now by whole intervals,
 	// in one transaction. It returns how many it claimed.
 	ClaimDueSchedules(ctx context.Context, now time.Time, limit int, job func(Schedule) Job) (int, error)
-	// RecordRun records a scheduled refresh's outcome and, when it changed transactions, the
-	// "transactions.updates_available" event, in one transaction. A schedule gone meanwhile
-	// records nothing.
+	// RecordRun records a scheduled refresh's outcome. A schedule gone meanwhile records
+	// nothing. (The extraction service announces changed transactions itself, with the data.)
 	RecordRun(ctx context.Context, clientID, consentID string, run ScheduleRun) error
 
 	// Idempotent runs create at most once per (scope, requestID): a repeat with the same

@@ -47,8 +47,6 @@ type AccountRefresh struct {
 type Refresh struct {
 	Accounts []AccountRefresh
 	Reason   string
-	// Transactions added, modified and removed.
-	Added, Modified, Removed int
 }
 
 // Refresher refreshes a consent's data now (the extraction service).

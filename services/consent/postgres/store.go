@@ -193,8 +193,10 @@ func (s *Store) Update(ctx context.Context, clientID, id string, fn func(*consen
 			if err := record(ctx, tx, "consent.status_changed", c, *entry); err != nil {
 				return err
 			}
-			// The services keeping data and schedules for the consent hear of it, whatever happens next.
-			if err := jobs.Enqueue(ctx, tx, consent.JobNotify, consent.Change{ClientID: c.ClientID, ConsentID: c.ID, Status: entry.Status, At: entry.At}, jobs.EnqueueOptions{MaxAttempts: 50}); err != nil {
+			// The services keeping data and schedules for the consent hear of it, whatever happens
+			// next: retried hourly for a month, since a consent's end that is never heard of
+			// would keep its data.
+			if err := jobs.Enqueue(ctx, tx, consent.JobNotify, consent.Change{ClientID: c.ClientID, ConsentID: c.ID, Status: entry.Status, At: entry.At}, jobs.EnqueueOptions{MaxAttempts: 720}); err != nil {
 				return err
 			}
 		}

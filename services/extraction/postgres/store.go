@@ -68,6 +68,17 @@ func (s *Store) tx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	return pgx.BeginFunc(ctx, s.db, fn)
 }
 
+// snapshot runs fn in a read-only repeatable-read transaction (or in the store's transaction,
+// when it is bound to one).
+func (s *Store) snapshot(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	if b, ok := s.db.(interface {
+		BeginTx(context.Context, pgx.TxOptions) (pgx.Tx, error)
+	}); ok {
+		return pgx.BeginTxFunc(ctx, b, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, fn)
+	}
+	return s.tx(ctx, fn)
+}
+
 func notFound(err, nf error) error {
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nf
@@ -289,7 +300,7 @@ func date(s string) (*time.Time, error) {
 	return &t, nil
 }
 
-func (s *Store) SaveTransactions(ctx context.Context, a extraction.Account, up extraction.UpstreamTransactions, at time.Time) (counts extraction.Counts, err error) {
+func (s *Store) SaveTransactions(ctx context.Context, a extraction.Account, up extraction.UpstreamTransactions, fetchedAt, at time.Time) (counts extraction.Counts, err error) {
 	for _, t := range up.Items {
 		if t.BookingDate == "" {
 			return counts, fmt.Errorf("upstream transaction without a booking date")
@@ -301,8 +312,23 @@ func (s *Store) SaveTransactions(ctx context.Context, a extraction.Account, up e
 		if err != nil {
 			return err
 		}
+		// Two pulls of one consent may overlap (an extraction, a sync, a schedule): the one that
+		// read the upstream later wins, and an older list is not applied over a newer one.
+		tag, err := tx.Exec(ctx, `UPDATE accounts SET transactions_fetched_at = $2
+			WHERE id = $1 AND (transactions_fetched_at IS NULL OR transactions_fetched_at <= $2)`, a.ID, fetchedAt)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return nil
+		}
+		upstreamIDs := make([]string, len(up.Items))
+		for i, t := range up.Items {
+			upstreamIDs[i] = t.ID
+		}
 		rows, err := tx.Query(ctx, `SELECT `+txnColumns+` FROM transactions
-			WHERE account_id = $1 AND NOT removed AND (pending OR $2 = '' OR booking_date >= $2::date)`, a.ID, up.From)
+			WHERE account_id = $1 AND NOT removed
+				AND (pending OR $2 = '' OR booking_date >= $2::date OR upstream_id = ANY($3))`, a.ID, up.From, upstreamIDs)
 		if err != nil {
 			return err
 		}
@@ -354,7 +380,19 @@ func (s *Store) SaveTransactions(ctx context.Context, a extraction.Account, up e
 				return fmt.Errorf("insert transactions: %w", err)
 			}
 		}
-		_, err = tx.Exec(ctx, `UPDATE consents SET version = $2 WHERE id = $1`, a.ConsentID, version)
+		if counts == (extraction.Counts{}) {
+			return nil
+		}
+		if _, err := tx.Exec(ctx, `UPDATE consents SET version = $2 WHERE id = $1`, a.ConsentID, version); err != nil {
+			return err
+		}
+		// Announced with the data (Plaid's SYNC_UPDATES_AVAILABLE), so that whatever pulled it
+		// (an extraction, a sync, a schedule) and whatever happens to that caller, the client
+		// hears of it once.
+		_, err = outbox.Write(ctx, tx, "transactions.updates_available", a.ClientID, a.ConsentID, at, map[string]any{
+			"consent_id": a.ConsentID, "user_id": a.UserID, "account_id": a.ID,
+			"added": counts.Added, "modified": counts.Modified, "removed": counts.Removed,
+		})
 		return err
 	})
 	return counts, err
@@ -374,26 +412,28 @@ func (s *Store) ListTransactions(ctx context.Context, clientID, accountID string
 }
 
 func (s *Store) Changes(ctx context.Context, clientID, consentID string, after, until int64, limit int) (items []extraction.Transaction, now int64, err error) {
-	// Changes numbered up to the consent's number committed with it (SaveTransactions writes
-	// both in one transaction), so reading the number first and then the changes up to it is
-	// consistent without a transaction around the two.
-	err = s.db.QueryRow(ctx, `SELECT version FROM consents WHERE client_id = $1 AND id = $2`, clientID, consentID).Scan(&now)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, 0, nil // nothing extracted yet
-	}
-	if err != nil {
-		return nil, 0, err
-	}
-	if until == 0 || until > now {
-		until = now
-	}
-	rows, err := s.db.Query(ctx, `SELECT `+txnColumns+` FROM transactions
-		WHERE consent_id = $1 AND client_id = $2 AND version > $3 AND version <= $4
-		ORDER BY version LIMIT $5`, consentID, clientID, after, until, limit)
-	if err != nil {
-		return nil, 0, err
-	}
-	items, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (extraction.Transaction, error) { return scanTransaction(r) })
+	// One snapshot: the consent's number and the changes up to it, so that a refresh committing
+	// between the two reads cannot move a change past the number the cursor goes on from.
+	err = s.snapshot(ctx, func(tx pgx.Tx) error {
+		err := tx.QueryRow(ctx, `SELECT version FROM consents WHERE client_id = $1 AND id = $2`, clientID, consentID).Scan(&now)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil // nothing extracted yet
+		}
+		if err != nil {
+			return err
+		}
+		if until == 0 || until > now {
+			until = now
+		}
+		rows, err := tx.Query(ctx, `SELECT `+txnColumns+` FROM transactions
+			WHERE consent_id = $1 AND client_id = $2 AND version > $3 AND version <= $4
+			ORDER BY version LIMIT $5`, consentID, clientID, after, until, limit)
+		if err != nil {
+			return err
+		}
+		items, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (extraction.Transaction, error) { return scanTransaction(r) })
+		return err
+	})
 	return items, now, err
 }
 

@@ -166,7 +166,7 @@ func BenchmarkIngestTransactions(b *testing.B) {
 		require.NoError(b, err)
 		rows := ingestRows(n)
 		b.StartTimer()
-		counts, err := store.SaveTransactions(ctx, accs[len(accs)-1], extraction.UpstreamTransactions{From: "2025-10-01", To: "2025-12-29", Items: rows}, time.Now().UTC())
+		counts, err := store.SaveTransactions(ctx, accs[len(accs)-1], extraction.UpstreamTransactions{From: "2025-10-01", To: "2025-12-29", Items: rows}, time.Now().UTC(), time.Now().UTC())
 		require.NoError(b, err)
 		require.Equal(b, ingestBatch, counts.Added)
 	}

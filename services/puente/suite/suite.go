@@ -189,17 +189,27 @@ func Start(ctx context.Context, cfg Config, services []string, log *slog.Logger)
 	// The services call each other; connections are dialled on first use (a gRPC client
 	// connects lazily, so a service may be dialled before it starts).
 	conns := map[string]*grpc.ClientConn{"authtoken": authtokenConn}
-	conn := func(name string) *grpc.ClientConn {
-		if c, ok := conns[name]; ok || err != nil {
-			return c
-		}
-		addr := map[string]string{
-			"webhook": cfg.WebhookAddr, "consent": cfg.ConsentAddr, "connection": cfg.ConnectionAddr,
-			"extraction": cfg.ExtractionAddr, "sync": cfg.SyncAddr,
-		}[name]
-		conns[name], err = s.dial(addr, name)
-		return conns[name]
+	addrs := map[string]string{
+		"webhook": cfg.WebhookAddr, "consent": cfg.ConsentAddr, "connection": cfg.ConnectionAddr,
+		"extraction": cfg.ExtractionAddr, "sync": cfg.SyncAddr,
 	}
+	needs := map[string][]string{
+		"consent":    {"webhook", "extraction", "sync"},
+		"connection": {"consent", "webhook"},
+		"extraction": {"consent", "connection", "webhook"},
+		"sync":       {"consent", "extraction", "webhook"},
+		"gateway":    {"connection", "consent", "webhook", "extraction", "sync"},
+	}
+	for _, name := range services {
+		for _, dep := range needs[name] {
+			if conns[dep] == nil {
+				if conns[dep], err = s.dial(addrs[dep], dep); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	conn := func(name string) *grpc.ClientConn { return conns[name] }
 	if s.runs("consent") {
 		if err := startConsent(ctx, s, conn("webhook"), conn("extraction"), conn("sync")); err != nil {
 			return nil, err
@@ -225,15 +235,9 @@ func Start(ctx context.Context, cfg Config, services []string, log *slog.Logger)
 			Authtoken: authtokenConn, Connection: conn("connection"), Consent: conn("consent"), Webhook: conn("webhook"),
 			Extraction: conn("extraction"), Sync: conn("sync"),
 		}
-		if err != nil {
-			return nil, err
-		}
 		if err := startGateway(ctx, s, b); err != nil {
 			return nil, err
 		}
-	}
-	if err != nil {
-		return nil, err
 	}
 	go func() { s.errs <- s.grpc.Serve(s.grpcLis) }()
 	if s.http != nil {

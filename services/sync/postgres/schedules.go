@@ -2,13 +2,11 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
-	"puente.dev/pkg/outbox"
 	syncs "puente.dev/services/sync"
 )
 
@@ -130,22 +128,10 @@ func (s *Store) ClaimDueSchedules(ctx context.Context, now time.Time, limit int,
 }
 
 func (s *Store) RecordRun(ctx context.Context, clientID, consentID string, run syncs.ScheduleRun) error {
-	return s.tx(ctx, func(tx pgx.Tx) error {
-		var userID string
-		err := tx.QueryRow(ctx, `UPDATE schedules SET last_run_at = $3, last_status = $4, updated_at = now()
-			WHERE client_id = $1 AND consent_id = $2 AND consent_status = 'AUTHORISED'
-			RETURNING user_id`, clientID, consentID, run.At, string(run.Status)).Scan(&userID)
-		switch {
-		case errors.Is(err, pgx.ErrNoRows):
-			return nil // the consent ended meanwhile
-		case err != nil:
-			return fmt.Errorf("record scheduled run: %w", err)
-		case run.Added+run.Modified+run.Removed == 0:
-			return nil
-		}
-		_, err = outbox.Write(ctx, tx, syncs.EventUpdatesAvailable, clientID, consentID, run.At, syncs.UpdatesAvailableData{
-			ConsentID: consentID, UserID: userID, Added: run.Added, Modified: run.Modified, Removed: run.Removed,
-		})
-		return err
-	})
+	_, err := s.db.Exec(ctx, `UPDATE schedules SET last_run_at = $3, last_status = $4, updated_at = now()
+		WHERE client_id = $1 AND consent_id = $2 AND consent_status = 'AUTHORISED'`, clientID, consentID, run.At, string(run.Status))
+	if err != nil {
+		return fmt.Errorf("record scheduled run: %w", err)
+	}
+	return nil
 }

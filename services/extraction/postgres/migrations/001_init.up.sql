@@ -33,6 +33,8 @@ CREATE TABLE accounts (
     balance_available bigint,
     balance_limit     bigint,
     balance_as_of     timestamptz,
+    -- When the upstream list last applied was read: an older one is not applied over it.
+    transactions_fetched_at timestamptz,
     created_at        timestamptz NOT NULL,
     updated_at        timestamptz NOT NULL,
     UNIQUE (consent_id, upstream_id)
