@@ -150,3 +150,26 @@ func outcome(results []AccountResult) (UserStatus, string) {
 	}
 	return UserError, strings.Join(reasons, ",")
 }
+
+// Sweep ends, ERROR INTERNAL, the users that nothing will finish any more: their job failed for
+// good (a process died during its last attempt, whose lease then ended) or the fan-out's did.
+// Without it their sync would stay RUNNING for ever; with it every user gets its one result
+// and event. The process runs it every minute.
+func (s *Service) Sweep(ctx context.Context) error {
+	for {
+		users, clients, err := s.store.Stranded(ctx, FanoutChunk)
+		if err != nil {
+			return fmt.Errorf("find stranded users: %w", err)
+		}
+		for i, u := range users {
+			u.Status, u.Reason, u.FinishedAt = UserError, ReasonInternal, s.clock()
+			if _, err := s.store.Finish(ctx, clients[i], u); err != nil {
+				return fmt.Errorf("end stranded user %d of sync %s: %w", u.Position, u.SyncID, err)
+			}
+			s.log.WarnContext(ctx, "a sync's user was stranded: ended ERROR INTERNAL", "sync_id", u.SyncID, "position", u.Position)
+		}
+		if len(users) < FanoutChunk {
+			return nil
+		}
+	}
+}

@@ -1180,3 +1180,36 @@ func BenchmarkBareCopy5000(b *testing.B) {
 		}
 	}
 }
+
+func TestAUserWhoseJobFailedForGoodIsSweptToOneFinalResult(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	alice := b.dir.add(b.client, "")
+	bob := b.dir.add(b.client, "")
+	c := b.consents.add(alice, ids.New("ins"))
+	b.consents.add(bob, ids.New("ins"))
+	sy := b.createSync(t, byID(alice), byID(bob))
+	require.NoError(t, b.svc.Sweep(b.ctx))
+	require.Equal(t, 2, b.getSync(t, sy.ID).Pending, "a fan-out still to run strands no one")
+
+	b.runJobs(t)
+	require.Equal(t, syncs.Completed, b.getSync(t, sy.ID).Status)
+
+	// A process that dies during a job's last attempt leaves the job failed without running it
+	// again: here alice's user job of a second sync.
+	b.refresher.fail(c, status.Error(codes.Unavailable, "extraction is down"))
+	sy2 := b.createSync(t, byID(alice), byID(bob))
+	b.runJobs(t)
+	_, err := b.superuser(t).Exec(b.ctx, `UPDATE sync.jobs SET state = 'failed', finished_at = now() WHERE kind = $1 AND state = 'available'`, syncs.JobUser)
+	require.NoError(t, err)
+	require.Equal(t, 1, b.getSync(t, sy2.ID).Pending)
+
+	require.NoError(t, b.svc.Sweep(b.ctx))
+	require.NoError(t, b.svc.Sweep(b.ctx), "a second sweep finds nothing")
+	s := b.getSync(t, sy2.ID)
+	require.Equal(t, syncs.Completed, s.Status)
+	r := b.results(t, sy2.ID, "")[0]
+	require.Equal(t, syncs.UserError, r.Status)
+	require.Equal(t, syncs.ReasonInternal, r.Reason)
+	require.Len(t, userEvents(t, b.events(t, sy2.ID)), 2, "one event per user, the swept one included")
+}

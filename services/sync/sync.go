@@ -177,6 +177,10 @@ type Store interface {
 	// results, the counters, the "sync.user.finished" event and, for the sync's last user, its
 	// completion and "sync.completed". A user no longer PENDING is left alone: it reports false.
 	Finish(ctx context.Context, clientID string, r UserResult) (bool, error)
+	// Stranded returns up to limit users of running syncs that nothing will finish any more: still
+	// PENDING, with no job pending for them (their job failed for good, or the fan-out's did),
+	// with their syncs' clients.
+	Stranded(ctx context.Context, limit int) (users []UserResult, clientIDs []string, err error)
 
 	// AddSchedule stores the schedule of a consent that became AUTHORISED, unless the consent
 	// already has one (it is kept as it is) or has ended (it stays without one).

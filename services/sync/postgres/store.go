@@ -246,6 +246,27 @@ func (s *Store) Unresolved(ctx context.Context, syncID string, after, limit int)
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (syncs.UserResult, error) { return scanUser(r) })
 }
 
+func (s *Store) Stranded(ctx context.Context, limit int) (users []syncs.UserResult, clientIDs []string, err error) {
+	rows, err := s.db.Query(ctx, `SELECT `+userColumns+`, s.client_id FROM sync_users u JOIN syncs s ON s.id = u.sync_id
+		WHERE s.status = 'RUNNING' AND u.status = 'PENDING' AND NOT EXISTS (
+			SELECT 1 FROM jobs j WHERE j.state IN ('available', 'running') AND j.unique_key =
+				CASE WHEN u.resolved THEN 'user:' || u.sync_id || ':' || u.position ELSE 'fanout:' || u.sync_id END)
+		LIMIT $1`, limit)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var clientID string
+		u, err := scanUser(rows, &clientID)
+		if err != nil {
+			return nil, nil, err
+		}
+		users, clientIDs = append(users, u), append(clientIDs, clientID)
+	}
+	return users, clientIDs, rows.Err()
+}
+
 // Resolve claims the chunk's users that are still unresolved (one round trip), then queues the
 // jobs, results' events and counters of exactly those (another), so that a chunk recorded twice,
 // by a fan-out resumed after a crash or two runs racing, queues and announces nothing twice.
