@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"puente.dev/pkg/idempotency"
@@ -35,28 +34,13 @@ func Migrate(ctx context.Context, url string) error {
 	return postgres.Migrate(ctx, url, Schema, Migrations())
 }
 
-type db interface {
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-	Begin(ctx context.Context) (pgx.Tx, error)
-}
-
 // Store implements authtoken.Store.
-type Store struct{ db db }
+type Store struct{ db postgres.DB }
 
 var _ authtoken.Store = (*Store)(nil)
 
 // New returns a store over pool.
 func New(pool *pgxpool.Pool) *Store { return &Store{db: pool} }
-
-// interpretError turns pgx errors into the domain's.
-func interpretError(err error, notFound error) error {
-	if errors.Is(err, pgx.ErrNoRows) {
-		return notFound
-	}
-	return err
-}
 
 func (s *Store) tx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	return pgx.BeginFunc(ctx, s.db, fn)
@@ -81,7 +65,7 @@ func scanClient(row pgx.Row) (c authtoken.Client, err error) {
 
 func (s *Store) GetClient(ctx context.Context, id string) (authtoken.Client, error) {
 	c, err := scanClient(s.db.QueryRow(ctx, `SELECT `+clientColumns+` FROM clients WHERE id = $1`, id))
-	return c, interpretError(err, authtoken.ErrClientNotFound)
+	return c, postgres.NotFound(err, authtoken.ErrClientNotFound)
 }
 
 func (s *Store) ListClients(ctx context.Context, p authtoken.Page) ([]authtoken.Client, error) {
@@ -120,7 +104,7 @@ func (s *Store) RevokeAPIKey(ctx context.Context, clientID, id string, at time.T
 	err = s.tx(ctx, func(tx pgx.Tx) error {
 		k, err = scanKey(tx.QueryRow(ctx, `UPDATE api_keys SET revoked_at = coalesce(revoked_at, $3) WHERE client_id = $1 AND id = $2 RETURNING `+keyColumns, clientID, id, at))
 		if err != nil {
-			return interpretError(err, authtoken.ErrAPIKeyNotFound)
+			return postgres.NotFound(err, authtoken.ErrAPIKeyNotFound)
 		}
 		_, err = tx.Exec(ctx, `UPDATE refresh_tokens SET revoked_at = $2 WHERE api_key_id = $1 AND revoked_at IS NULL`, id, at)
 		return err
@@ -133,7 +117,7 @@ func (s *Store) APIKeyByHash(ctx context.Context, hash []byte) (authtoken.APIKey
 	err := s.db.QueryRow(ctx, `SELECT k.id, k.client_id, k.name, k.secret_hash, k.secret_hint, k.created_at, k.revoked_at, c.environment
 		FROM api_keys k JOIN clients c ON c.id = k.client_id WHERE k.secret_hash = $1`, hash).
 		Scan(&k.ID, &k.ClientID, &k.Name, &k.SecretHash, &k.SecretHint, &k.CreatedAt, &k.RevokedAt, &k.ClientEnvironment)
-	return k, interpretError(err, authtoken.ErrInvalidClient)
+	return k, postgres.NotFound(err, authtoken.ErrInvalidClient)
 }
 
 func (s *Store) CreateRefreshToken(ctx context.Context, t authtoken.RefreshToken) error {
@@ -156,7 +140,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, old []byte, clientID str
 			WHERE r.token_hash = $1 FOR UPDATE OF r`, old).
 			Scan(&cur.FamilyID, &cur.ClientID, &cur.APIKeyID, &cur.FamilyExpiresAt, &rotated, &revoked, &keyRevoked)
 		if err != nil {
-			return interpretError(err, authtoken.ErrInvalidGrant)
+			return postgres.NotFound(err, authtoken.ErrInvalidGrant)
 		}
 		switch {
 		case cur.ClientID != clientID:
@@ -208,7 +192,7 @@ func (s *Store) CreateUser(ctx context.Context, u authtoken.User) error {
 
 func (s *Store) GetUser(ctx context.Context, clientID, id string) (authtoken.User, error) {
 	u, err := scanUser(s.db.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE client_id = $1 AND id = $2`, clientID, id))
-	return u, interpretError(err, authtoken.ErrUserNotFound)
+	return u, postgres.NotFound(err, authtoken.ErrUserNotFound)
 }
 
 func (s *Store) ListUsers(ctx context.Context, clientID, externalRef string, p authtoken.Page) ([]authtoken.User, error) {
@@ -253,7 +237,7 @@ func (s *Store) ExchangeLinkToken(ctx context.Context, hash []byte, at time.Time
 		WHERE token_hash = $1 AND exchanged_at IS NULL AND expires_at > $2
 		RETURNING id, client_id, user_id, products, country, language, redirect_uri, consent_id, created_at, expires_at`, hash, at).
 		Scan(&t.ID, &t.ClientID, &t.UserID, &t.Products, &t.Country, &t.Language, &t.RedirectURI, &t.ConsentID, &t.CreatedAt, &t.ExpiresAt)
-	return t, interpretError(err, authtoken.ErrLinkTokenInvalid)
+	return t, postgres.NotFound(err, authtoken.ErrLinkTokenInvalid)
 }
 
 const signingKeyColumns = `id, public_key, private_sealed, created_at, activate_at, publish_until`

@@ -5,7 +5,6 @@ import (
 	"context"
 	"embed"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -59,13 +58,6 @@ var _ connection.Store = (*Store)(nil)
 // New returns a store over pool. Run Listen in the background for Changes to deliver.
 func New(pool *pgxpool.Pool) *Store {
 	return &Store{pool: pool, subs: map[chan string]struct{}{}}
-}
-
-func interpretError(err error, notFound error) error {
-	if errors.Is(err, pgx.ErrNoRows) {
-		return notFound
-	}
-	return err
 }
 
 // ---- catalog
@@ -139,7 +131,7 @@ func (s *Store) ListInstitutions(ctx context.Context, f connection.InstitutionFi
 
 func (s *Store) GetInstitution(ctx context.Context, id string) (connection.Institution, error) {
 	in, err := scanInstitution(s.pool.QueryRow(ctx, `SELECT `+institutionColumns+` FROM institutions WHERE id = $1`, id))
-	return in, interpretError(err, connection.ErrInstitutionNotFound)
+	return in, postgres.NotFound(err, connection.ErrInstitutionNotFound)
 }
 
 // ---- connections
@@ -229,7 +221,7 @@ func (s *Store) GetConnection(ctx context.Context, clientID, id string) (c conne
 	err = pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 		c, err = scanConnection(tx.QueryRow(ctx, `SELECT `+connectionColumns+` FROM connections WHERE client_id = $1 AND id = $2`, clientID, id))
 		if err != nil {
-			return interpretError(err, connection.ErrConnectionNotFound)
+			return postgres.NotFound(err, connection.ErrConnectionNotFound)
 		}
 		rows, err := tx.Query(ctx, `SELECT status, reason, upstream_code, message, at FROM connection_steps WHERE connection_id = $1 ORDER BY seq`, id)
 		if err != nil {
@@ -251,7 +243,7 @@ func (s *Store) ConnectionSecrets(ctx context.Context, clientID, id string) (con
 	c, err := scanConnection(s.pool.QueryRow(ctx, `SELECT `+connectionColumns+`, credentials, provider_state, answers, redirect_state, round
 		FROM connections WHERE client_id = $1 AND id = $2`, clientID, id),
 		&sec.Credentials, &sec.ProviderState, &sec.Answers, &sec.RedirectState, &sec.Round)
-	return c, sec, interpretError(err, connection.ErrConnectionNotFound)
+	return c, sec, postgres.NotFound(err, connection.ErrConnectionNotFound)
 }
 
 func (s *Store) ListConnections(ctx context.Context, clientID, userID string, p connection.Page) ([]connection.Connection, error) {
@@ -271,7 +263,7 @@ func (s *Store) Update(ctx context.Context, clientID, id string, fn func(*connec
 			FROM connections WHERE ($1 = '' OR client_id = $1) AND id = $2 FOR UPDATE`, clientID, id),
 			&sec.Credentials, &sec.ProviderState, &sec.Answers, &sec.RedirectState, &sec.Round)
 		if err != nil {
-			return interpretError(err, connection.ErrConnectionNotFound)
+			return postgres.NotFound(err, connection.ErrConnectionNotFound)
 		}
 		change, err := fn(&c, &sec)
 		if err != nil {
@@ -310,7 +302,7 @@ func (s *Store) FireStatusEvent(ctx context.Context, clientID, id string, at tim
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		c, err := scanConnection(tx.QueryRow(ctx, `SELECT `+connectionColumns+` FROM connections WHERE client_id = $1 AND id = $2`, clientID, id))
 		if err != nil {
-			return interpretError(err, connection.ErrConnectionNotFound)
+			return postgres.NotFound(err, connection.ErrConnectionNotFound)
 		}
 		e, err := outbox.Write(ctx, tx, "connection.status_changed", c.ClientID, c.ID, at,
 			statusChanged(c, connection.Step{Status: c.Status, Reason: c.Reason, UpstreamCode: c.UpstreamCode}, true))
@@ -322,7 +314,7 @@ func (s *Store) FireStatusEvent(ctx context.Context, clientID, id string, at tim
 
 func (s *Store) ConnectionByRedirectState(ctx context.Context, stateHash []byte) (clientID, id string, err error) {
 	err = s.pool.QueryRow(ctx, `SELECT client_id, id FROM connections WHERE redirect_state = $1`, stateHash).Scan(&clientID, &id)
-	return clientID, id, interpretError(err, connection.ErrRedirectState)
+	return clientID, id, postgres.NotFound(err, connection.ErrRedirectState)
 }
 
 func (s *Store) StalledConnections(ctx context.Context, before time.Time) ([]string, error) {
@@ -337,7 +329,7 @@ func (s *Store) DeleteConnection(ctx context.Context, clientID, id string) error
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		c, err := scanConnection(tx.QueryRow(ctx, `DELETE FROM connections WHERE client_id = $1 AND id = $2 RETURNING `+connectionColumns, clientID, id))
 		if err != nil {
-			return interpretError(err, connection.ErrConnectionNotFound)
+			return postgres.NotFound(err, connection.ErrConnectionNotFound)
 		}
 		_, err = outbox.Write(ctx, tx, "connection.deleted", c.ClientID, c.ID, time.Now().UTC(), map[string]any{"connection_id": c.ID, "user_id": c.UserID})
 		return err

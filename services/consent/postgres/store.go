@@ -4,13 +4,11 @@ package postgres
 import (
 	"context"
 	"embed"
-	"errors"
 	"fmt"
 	"io/fs"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"puente.dev/pkg/idempotency"
@@ -47,28 +45,13 @@ func Migrate(ctx context.Context, url string) error {
 	return postgres.Migrate(ctx, url, Schema, all)
 }
 
-type db interface {
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-	Begin(ctx context.Context) (pgx.Tx, error)
-}
-
 // Store implements consent.Store.
-type Store struct{ db db }
+type Store struct{ db postgres.DB }
 
 var _ consent.Store = (*Store)(nil)
 
 // New returns a store over pool.
 func New(pool *pgxpool.Pool) *Store { return &Store{db: pool} }
-
-// interpretError turns pgx errors into the domain's.
-func interpretError(err error, notFound error) error {
-	if errors.Is(err, pgx.ErrNoRows) {
-		return notFound
-	}
-	return err
-}
 
 func (s *Store) tx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	return pgx.BeginFunc(ctx, s.db, fn)
@@ -160,7 +143,7 @@ func (s *Store) GetConsent(ctx context.Context, clientID, id string) (consent.Co
 	c, err := scanConsent(s.db.QueryRow(ctx, `SELECT `+consentColumns+`, `+historyColumns+` FROM consents WHERE client_id = $1 AND id = $2`,
 		clientID, id), h.targets()...)
 	if err != nil {
-		return consent.Consent{}, nil, interpretError(err, consent.ErrConsentNotFound)
+		return consent.Consent{}, nil, postgres.NotFound(err, consent.ErrConsentNotFound)
 	}
 	return c, h.entries(), nil
 }
@@ -179,7 +162,7 @@ func (s *Store) Update(ctx context.Context, clientID, id string, fn func(*consen
 	err = s.tx(ctx, func(tx pgx.Tx) error {
 		c, err := scanConsent(tx.QueryRow(ctx, `SELECT `+consentColumns+` FROM consents WHERE ($1 = '' OR client_id = $1) AND id = $2 FOR UPDATE`, clientID, id))
 		if err != nil {
-			return interpretError(err, consent.ErrConsentNotFound)
+			return postgres.NotFound(err, consent.ErrConsentNotFound)
 		}
 		entry, err := fn(&c)
 		if err != nil {

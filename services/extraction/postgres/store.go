@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"puente.dev/pkg/idempotency"
@@ -49,15 +48,8 @@ func Migrate(ctx context.Context, url string) error {
 	return postgres.Migrate(ctx, url, Schema, all)
 }
 
-type db interface {
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-	Begin(ctx context.Context) (pgx.Tx, error)
-}
-
 // Store implements extraction.Store.
-type Store struct{ db db }
+type Store struct{ db postgres.DB }
 
 var _ extraction.Store = (*Store)(nil)
 
@@ -79,13 +71,6 @@ func (s *Store) snapshot(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	return s.tx(ctx, fn)
 }
 
-func notFound(err, nf error) error {
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nf
-	}
-	return err
-}
-
 // ---- consents
 
 func (s *Store) EnsureConsent(ctx context.Context, c extraction.Consent, at time.Time) error {
@@ -105,7 +90,7 @@ func lockConsent(ctx context.Context, tx pgx.Tx, clientID, id string) (int64, er
 	var ended *time.Time
 	err := tx.QueryRow(ctx, `SELECT version, ended_at FROM consents WHERE client_id = $1 AND id = $2 FOR UPDATE`, clientID, id).Scan(&version, &ended)
 	if err != nil {
-		return 0, notFound(err, extraction.ErrConsentNotFound)
+		return 0, postgres.NotFound(err, extraction.ErrConsentNotFound)
 	}
 	if ended != nil {
 		return 0, extraction.ErrConsentEnded
@@ -260,7 +245,7 @@ func nullTime(t time.Time) *time.Time {
 
 func (s *Store) GetAccount(ctx context.Context, clientID, id string) (extraction.Account, error) {
 	a, err := scanAccount(s.db.QueryRow(ctx, `SELECT `+accountColumns+` FROM accounts WHERE client_id = $1 AND id = $2`, clientID, id))
-	return a, notFound(err, extraction.ErrAccountNotFound)
+	return a, postgres.NotFound(err, extraction.ErrAccountNotFound)
 }
 
 func (s *Store) ListAccounts(ctx context.Context, clientID string, consentIDs []string, p extraction.Page) ([]extraction.Account, error) {
@@ -453,7 +438,7 @@ func (s *Store) SaveIdentity(ctx context.Context, c extraction.Consent, sealed [
 
 func (s *Store) Identity(ctx context.Context, clientID, consentID string) (sealed []byte, at time.Time, err error) {
 	err = s.db.QueryRow(ctx, `SELECT sealed, updated_at FROM identities WHERE client_id = $1 AND consent_id = $2`, clientID, consentID).Scan(&sealed, &at)
-	return sealed, at.UTC(), notFound(err, extraction.ErrIdentityNotFound)
+	return sealed, at.UTC(), postgres.NotFound(err, extraction.ErrIdentityNotFound)
 }
 
 // ---- extractions
@@ -484,7 +469,7 @@ func (s *Store) CreateExtraction(ctx context.Context, e extraction.Extraction) e
 
 func (s *Store) GetExtraction(ctx context.Context, clientID, id string) (extraction.Extraction, error) {
 	e, err := scanExtraction(s.db.QueryRow(ctx, `SELECT `+extractionColumns+` FROM extractions WHERE ($1 = '' OR client_id = $1) AND id = $2`, clientID, id))
-	return e, notFound(err, extraction.ErrExtractionNotFound)
+	return e, postgres.NotFound(err, extraction.ErrExtractionNotFound)
 }
 
 func (s *Store) FinishExtraction(ctx context.Context, e extraction.Extraction) error {
@@ -542,7 +527,7 @@ func (s *Store) CreateReport(ctx context.Context, r extraction.Report) error {
 
 func (s *Store) GetReport(ctx context.Context, clientID, id string) (extraction.Report, error) {
 	r, err := scanReport(s.db.QueryRow(ctx, `SELECT `+reportColumns+` FROM reports WHERE ($1 = '' OR client_id = $1) AND id = $2`, clientID, id))
-	return r, notFound(err, extraction.ErrReportNotFound)
+	return r, postgres.NotFound(err, extraction.ErrReportNotFound)
 }
 
 func (s *Store) FinishReport(ctx context.Context, r extraction.Report) error {

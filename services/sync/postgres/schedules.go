@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"puente.dev/pkg/postgres"
 	syncs "puente.dev/services/sync"
 )
 
@@ -52,7 +53,7 @@ func (s *Store) GetSchedule(ctx context.Context, clientID, consentID string) (sy
 	sc, err := scanSchedule(s.db.QueryRow(ctx, `SELECT `+scheduleColumns+` FROM schedules
 		WHERE client_id = $1 AND consent_id = $2 AND consent_status = 'AUTHORISED'`, clientID, consentID))
 	if err != nil {
-		return syncs.Schedule{}, interpretError(err, syncs.ErrScheduleNotFound)
+		return syncs.Schedule{}, postgres.NotFound(err, syncs.ErrScheduleNotFound)
 	}
 	return sc, nil
 }
@@ -62,7 +63,7 @@ func (s *Store) UpdateSchedule(ctx context.Context, clientID, consentID string, 
 		sc, err := scanSchedule(tx.QueryRow(ctx, `SELECT `+scheduleColumns+` FROM schedules
 			WHERE client_id = $1 AND consent_id = $2 AND consent_status = 'AUTHORISED' FOR UPDATE`, clientID, consentID))
 		if err != nil {
-			return interpretError(err, syncs.ErrScheduleNotFound)
+			return postgres.NotFound(err, syncs.ErrScheduleNotFound)
 		}
 		if err := fn(&sc); err != nil {
 			return err

@@ -4,7 +4,6 @@ package postgres
 import (
 	"context"
 	"embed"
-	"errors"
 	"fmt"
 	"io/fs"
 	"time"
@@ -47,28 +46,13 @@ func Migrate(ctx context.Context, url string) error {
 	return postgres.Migrate(ctx, url, Schema, all)
 }
 
-type db interface {
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-	Begin(ctx context.Context) (pgx.Tx, error)
-}
-
 // Store implements syncs.Store.
-type Store struct{ db db }
+type Store struct{ db postgres.DB }
 
 var _ syncs.Store = (*Store)(nil)
 
 // New returns a store over pool.
 func New(pool *pgxpool.Pool) *Store { return &Store{db: pool} }
-
-// interpretError turns pgx errors into the domain's.
-func interpretError(err error, notFound error) error {
-	if errors.Is(err, pgx.ErrNoRows) {
-		return notFound
-	}
-	return err
-}
 
 func (s *Store) tx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	return pgx.BeginFunc(ctx, s.db, fn)
@@ -159,7 +143,7 @@ func (s *Store) CreateSync(ctx context.Context, sy syncs.Sync, users []syncs.Use
 func (s *Store) GetSync(ctx context.Context, clientID, id string) (syncs.Sync, error) {
 	sy, err := scanSync(s.db.QueryRow(ctx, `SELECT `+syncColumns+` FROM syncs WHERE client_id = $1 AND id = $2`, clientID, id))
 	if err != nil {
-		return syncs.Sync{}, interpretError(err, syncs.ErrSyncNotFound)
+		return syncs.Sync{}, postgres.NotFound(err, syncs.ErrSyncNotFound)
 	}
 	return sy, nil
 }
@@ -231,7 +215,7 @@ func (s *Store) ListResults(ctx context.Context, clientID, syncID string, status
 func (s *Store) User(ctx context.Context, syncID string, position int) (syncs.UserResult, error) {
 	u, err := scanUser(s.db.QueryRow(ctx, `SELECT `+userColumns+` FROM sync_users u WHERE u.sync_id = $1 AND u.position = $2`, syncID, position))
 	if err != nil {
-		return syncs.UserResult{}, interpretError(err, syncs.ErrSyncNotFound)
+		return syncs.UserResult{}, postgres.NotFound(err, syncs.ErrSyncNotFound)
 	}
 	return u, nil
 }

@@ -52,13 +52,6 @@ var _ webhook.Store = (*Store)(nil)
 // New returns a store over pool (whose search_path is the service's schema).
 func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
 
-func notFound(err, nf error) error {
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nf
-	}
-	return err
-}
-
 // ---- endpoints
 
 const endpointColumns = `id, client_id, url, event_types, enabled, description, coalesce(request_id, ''), secret, previous_secret,
@@ -85,12 +78,12 @@ func (s *Store) CreateEndpoint(ctx context.Context, e webhook.Endpoint, limit in
 	}
 	// Nothing inserted: a replay of request_id, or the limit.
 	out, err = scanEndpoint(s.pool.QueryRow(ctx, `SELECT `+endpointColumns+` FROM endpoints WHERE client_id = $1 AND request_id = nullif($2, '')`, e.ClientID, e.RequestID))
-	return out, notFound(err, webhook.ErrEndpointLimit)
+	return out, postgres.NotFound(err, webhook.ErrEndpointLimit)
 }
 
 func (s *Store) GetEndpoint(ctx context.Context, clientID, id string) (webhook.Endpoint, error) {
 	e, err := scanEndpoint(s.pool.QueryRow(ctx, `SELECT `+endpointColumns+` FROM endpoints WHERE client_id = $1 AND id = $2`, clientID, id))
-	return e, notFound(err, webhook.ErrEndpointNotFound)
+	return e, postgres.NotFound(err, webhook.ErrEndpointNotFound)
 }
 
 func (s *Store) ListEndpoints(ctx context.Context, clientID string, p page.Page) ([]webhook.Endpoint, error) {
@@ -108,7 +101,7 @@ func (s *Store) UpdateEndpoint(ctx context.Context, clientID, id string, at time
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		e, err := scanEndpoint(tx.QueryRow(ctx, `SELECT `+endpointColumns+` FROM endpoints WHERE client_id = $1 AND id = $2 FOR UPDATE`, clientID, id))
 		if err != nil {
-			return notFound(err, webhook.ErrEndpointNotFound)
+			return postgres.NotFound(err, webhook.ErrEndpointNotFound)
 		}
 		if err := fn(&e); err != nil {
 			return err
@@ -247,7 +240,7 @@ func nilIfEmpty(exact, prefixes []string) any {
 
 func (s *Store) GetEvent(ctx context.Context, clientID, id string) (webhook.Event, error) {
 	e, err := scanEvent(s.pool.QueryRow(ctx, `SELECT `+eventColumns+` FROM events WHERE client_id = $1 AND id = $2`, clientID, id))
-	return e, notFound(err, webhook.ErrEventNotFound)
+	return e, postgres.NotFound(err, webhook.ErrEventNotFound)
 }
 
 // ---- deliveries
@@ -297,7 +290,7 @@ func (s *Store) Redeliver(ctx context.Context, clientID, eventID, endpointID str
 			var enabled bool
 			err := tx.QueryRow(ctx, `SELECT enabled FROM endpoints WHERE client_id = $1 AND id = $2`, clientID, endpointID).Scan(&enabled)
 			if err != nil {
-				return notFound(err, webhook.ErrEndpointNotFound)
+				return postgres.NotFound(err, webhook.ErrEndpointNotFound)
 			}
 			if !enabled {
 				return webhook.ErrEndpointDisabled
@@ -376,7 +369,7 @@ func (s *Store) Work(ctx context.Context, deliveryID string) (webhook.Work, erro
 		&w.Event.ID, &w.Event.Seq, &w.Event.ClientID, &w.Event.Type, &w.Event.Version, &w.Event.CreatedAt, &w.Event.FlowID, &w.Event.Data,
 		&epID, &ep.URL, &ep.Enabled, &ep.Secret, &ep.PreviousSecret, &ep.PreviousExpiresAt)
 	if err != nil {
-		return webhook.Work{}, notFound(err, webhook.ErrDeliveryNotFound)
+		return webhook.Work{}, postgres.NotFound(err, webhook.ErrDeliveryNotFound)
 	}
 	w.Delivery = d
 	if epID != nil {
@@ -457,7 +450,7 @@ func (s *Store) RecordInbound(ctx context.Context, w webhook.Inbound) error {
 func (s *Store) GetInbound(ctx context.Context, id string) (w webhook.Inbound, err error) {
 	err = s.pool.QueryRow(ctx, `SELECT id, provider, external_id, type, signed_at, received_at, body, routed_at FROM inbound_webhooks WHERE id = $1`, id).
 		Scan(&w.ID, &w.Provider, &w.ExternalID, &w.Type, &w.SignedAt, &w.ReceivedAt, &w.Body, &w.RoutedAt)
-	return w, notFound(err, webhook.ErrInboundNotFound)
+	return w, postgres.NotFound(err, webhook.ErrInboundNotFound)
 }
 
 func (s *Store) MarkRouted(ctx context.Context, id string, at time.Time) error {
