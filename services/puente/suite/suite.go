@@ -186,8 +186,8 @@ func Start(ctx context.Context, cfg Config, services []string, log *slog.Logger)
 			return nil, err
 		}
 	}
-	// The services call each other; connections are dialled on first use (a gRPC client
-	// connects lazily, so a service may be dialled before it starts).
+	// The services call each other: each selected service's dependencies are dialled before any
+	// starts (a gRPC client connects lazily, so a service may be dialled before it serves).
 	conns := map[string]*grpc.ClientConn{"authtoken": authtokenConn}
 	addrs := map[string]string{
 		"webhook": cfg.WebhookAddr, "consent": cfg.ConsentAddr, "connection": cfg.ConnectionAddr,
@@ -209,31 +209,30 @@ func Start(ctx context.Context, cfg Config, services []string, log *slog.Logger)
 			}
 		}
 	}
-	conn := func(name string) *grpc.ClientConn { return conns[name] }
 	if s.runs("consent") {
-		if err := startConsent(ctx, s, conn("webhook"), conn("extraction"), conn("sync")); err != nil {
+		if err := startConsent(ctx, s, conns["webhook"], conns["extraction"], conns["sync"]); err != nil {
 			return nil, err
 		}
 	}
 	if s.runs("connection") {
-		if err := startConnection(ctx, s, authtokenConn, conn("consent"), conn("webhook")); err != nil {
+		if err := startConnection(ctx, s, authtokenConn, conns["consent"], conns["webhook"]); err != nil {
 			return nil, err
 		}
 	}
 	if s.runs("extraction") {
-		if err := startExtraction(ctx, s, conn("consent"), conn("connection"), conn("webhook")); err != nil {
+		if err := startExtraction(ctx, s, conns["consent"], conns["connection"], conns["webhook"]); err != nil {
 			return nil, err
 		}
 	}
 	if s.runs("sync") {
-		if err := startSync(ctx, s, authtokenConn, conn("consent"), conn("extraction"), conn("webhook")); err != nil {
+		if err := startSync(ctx, s, authtokenConn, conns["consent"], conns["extraction"], conns["webhook"]); err != nil {
 			return nil, err
 		}
 	}
 	if s.runs("gateway") {
 		b := gateway.Backends{
-			Authtoken: authtokenConn, Connection: conn("connection"), Consent: conn("consent"), Webhook: conn("webhook"),
-			Extraction: conn("extraction"), Sync: conn("sync"),
+			Authtoken: authtokenConn, Connection: conns["connection"], Consent: conns["consent"], Webhook: conns["webhook"],
+			Extraction: conns["extraction"], Sync: conns["sync"],
 		}
 		if err := startGateway(ctx, s, b); err != nil {
 			return nil, err
