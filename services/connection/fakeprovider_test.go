@@ -148,9 +148,9 @@ func (p *fakeProvider) Poll(_ context.Context, l connection.Login) (connection.O
 	return p.call("Poll", l, nil)
 }
 
-func (p *fakeProvider) Authorize(context.Context, connection.Login, string, string) (string, error) {
+func (p *fakeProvider) Authorize(context.Context, connection.Login, string, string) (connection.Redirection, error) {
 	p.t.Errorf("fake provider: unexpected Authorize (its institution is CREDENTIALS)")
-	return "", errors.New("fake provider: no redirects")
+	return connection.Redirection{}, errors.New("fake provider: no redirects")
 }
 
 func (p *fakeProvider) Callback(context.Context, connection.Login, map[string]string) (connection.Outcome, error) {

@@ -20,9 +20,10 @@ type Provider interface {
 	Answer(ctx context.Context, l Login, answers map[string]string) (Outcome, error)
 	// Poll asks how a login that returned Running with PollAfter is doing.
 	Poll(ctx context.Context, l Login) (Outcome, error)
-	// Authorize returns where to send the user for a REDIRECT institution. The upstream must send
-	// state back to the callback, untouched.
-	Authorize(ctx context.Context, l Login, state, callbackURL string) (authorizationURL string, err error)
+	// Authorize returns where to send the user for a REDIRECT institution (with the values of the
+	// institution's fields, if it has any, in l.Credentials). The upstream must send state back to
+	// the callback, untouched.
+	Authorize(ctx context.Context, l Login, state, callbackURL string) (Redirection, error)
 	// Callback completes a redirect with the query parameters the upstream sent back.
 	Callback(ctx context.Context, l Login, params map[string]string) (Outcome, error)
 }
@@ -50,6 +51,29 @@ type Outcome struct {
 	PollAfter    time.Duration
 	// State is kept (encrypted) and handed back in the next Login.
 	State []byte
+}
+
+// Redirection is where a REDIRECT login sends the user, and the provider's state from then on
+// (an upstream consent or link id), kept sealed like an Outcome's.
+type Redirection struct {
+	URL   string
+	State []byte
+}
+
+// EventRouter is implemented by a provider whose upstream sends webhooks about logins (a consent
+// authorised, a connection synced). Webhooks are hints: the service polls each connection named,
+// and the provider reads the truth from the upstream.
+type EventRouter interface {
+	// ConnectionsFor returns the ids of the connections an upstream webhook concerns (the
+	// connection id Puente gave the upstream as an external reference); none when it concerns no
+	// login. The body was verified by the webhook service.
+	ConnectionsFor(ctx context.Context, eventType string, body []byte) ([]string, error)
+}
+
+// Revoker is implemented by a provider whose upstream keeps a consent or connection that must
+// end when the user's connection is deleted here.
+type Revoker interface {
+	Revoke(ctx context.Context, l Login) error
 }
 
 // TimeMachine is implemented by a provider whose institutions are simulated (the Sandbox): it

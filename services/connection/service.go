@@ -215,12 +215,22 @@ func (s *Service) CreateConnection(ctx context.Context, p caller.Principal, n Ne
 		ConsentID: n.ConsentID, RedirectURI: n.RedirectURI, Status: Pending, CreatedAt: now, UpdatedAt: now,
 	}
 	if in.Auth == Redirect {
-		if len(n.Credentials) > 0 {
+		// A redirect institution may ask for a few fields first (a tax id, a Powens webauth
+		// field); most ask for none.
+		if len(in.Fields) == 0 && len(n.Credentials) > 0 {
 			return Connection{}, nil, apierr.Invalid("credentials", "a redirect institution takes no credentials")
+		}
+		if err := checkCredentials(in.Fields, n.Credentials, s.compiled); err != nil {
+			return Connection{}, nil, err
 		}
 		var sec Secrets
 		var err error
-		if c.AuthorizationURL, sec.RedirectState, err = s.startRedirect(ctx, c.ID, in); err != nil {
+		if len(n.Credentials) > 0 {
+			if sec.Credentials, err = s.sealCredentials(c.ID, n.Credentials); err != nil {
+				return Connection{}, nil, err
+			}
+		}
+		if c.AuthorizationURL, sec.RedirectState, sec.ProviderState, err = s.startRedirect(ctx, c.ID, in, n.Credentials); err != nil {
 			return Connection{}, nil, err
 		}
 		c.Status = WaitingRedirect
@@ -247,15 +257,21 @@ func (s *Service) CreateConnection(ctx context.Context, p caller.Principal, n Ne
 
 // startRedirect makes a single-use state for a redirect and asks the provider where to send the
 // user. Only the state's keyed hash is kept.
-func (s *Service) startRedirect(ctx context.Context, connectionID string, in Institution) (authURL string, stateHash []byte, err error) {
+func (s *Service) startRedirect(ctx context.Context, connectionID string, in Institution, creds map[string]string) (authURL string, stateHash, sealedState []byte, err error) {
 	b := make([]byte, 32)
 	rand.Read(b)
 	state := "pst_" + base64.RawURLEncoding.EncodeToString(b)
-	authURL, err = s.providers[in.Provider].Authorize(ctx, Login{ConnectionID: connectionID, Institution: in}, state, s.callback)
+	r, err := s.providers[in.Provider].Authorize(ctx, Login{ConnectionID: connectionID, Institution: in, Credentials: creds}, state, s.callback)
 	if err != nil {
-		return "", nil, fmt.Errorf("authorize at %s: %w", in.Provider, err)
+		return "", nil, nil, fmt.Errorf("authorize at %s: %w", in.Provider, err)
 	}
-	return authURL, s.hash(state), nil
+	if r.URL == "" {
+		return "", nil, nil, fmt.Errorf("authorize at %s: no authorization URL", in.Provider)
+	}
+	if r.State != nil {
+		sealedState = s.box.Seal(r.State, []byte("state:"+connectionID))
+	}
+	return r.URL, s.hash(state), sealedState, nil
 }
 
 // CompleteRedirect spends a redirect's state and queues the rest of the login.
@@ -564,13 +580,22 @@ func (s *Service) Reauthenticate(ctx context.Context, p caller.Principal, id str
 	}
 	now := s.now().UTC()
 	if in.Auth == Redirect {
-		if len(creds) > 0 {
+		if len(in.Fields) == 0 && len(creds) > 0 {
 			return Connection{}, apierr.Invalid("credentials", "a redirect institution takes no credentials")
 		}
 		if !c.Status.Final() {
 			return Connection{}, ErrNotFinal
 		}
-		authURL, stateHash, err := s.startRedirect(ctx, id, in)
+		var sealedCreds []byte
+		if len(creds) > 0 {
+			if err := checkCredentials(in.Fields, creds, s.compiled); err != nil {
+				return Connection{}, err
+			}
+			if sealedCreds, err = s.sealCredentials(id, creds); err != nil {
+				return Connection{}, err
+			}
+		}
+		authURL, stateHash, sealedState, err := s.startRedirect(ctx, id, in, creds)
 		if err != nil {
 			return Connection{}, err
 		}
@@ -578,7 +603,10 @@ func (s *Service) Reauthenticate(ctx context.Context, p caller.Principal, id str
 			if !c.Status.Final() {
 				return Change{}, ErrNotFinal
 			}
-			sec.RedirectState, sec.ProviderState, sec.Answers, sec.Round = stateHash, nil, nil, 0
+			if sealedCreds != nil {
+				sec.Credentials = sealedCreds
+			}
+			sec.RedirectState, sec.ProviderState, sec.Answers, sec.Round = stateHash, sealedState, nil, 0
 			c.Status, c.Reason, c.UpstreamCode, c.AuthorizationURL, c.UpdatedAt = WaitingRedirect, NoReason, "", authURL, now
 			return Change{
 				Step: &Step{Status: WaitingRedirect, Message: "re-authentication: waiting for the user at the institution", At: now},

@@ -63,6 +63,36 @@ type Link struct {
 	InstitutionExternalID string
 	Country               string
 	State                 []byte // the provider's session state: only its adapter reads it
+	// ClientID and ConsentID are whose data is read: a provider that answers later (a report by
+	// webhook) sends them upstream as its external reference and gets them back.
+	ClientID  string
+	ConsentID string
+	// Documents are what the upstream pushed for this consent (EventSink), latest per kind.
+	Documents map[string]Document
+}
+
+// Document is something an upstream pushed by webhook (a Klavi report), kept sealed for the
+// provider's adapter to read on the next refresh.
+type Document struct {
+	Kind       string
+	Body       []byte
+	ReceivedAt time.Time
+}
+
+// PushedDocument is a document an upstream webhook carried, and whose consent it is.
+type PushedDocument struct {
+	ClientID  string
+	ConsentID string
+	Kind      string
+	Body      []byte
+}
+
+// EventSink is implemented by a provider whose upstream pushes data by webhook instead of
+// answering reads (Klavi's reports). The service keeps each document sealed, per consent and kind,
+// and refreshes the consent, whose Link then carries it.
+type EventSink interface {
+	// Documents returns what a verified upstream webhook carries; none when it carries no data.
+	Documents(ctx context.Context, eventType string, body []byte) ([]PushedDocument, error)
 }
 
 // Connections reads connections' links from the connection service.

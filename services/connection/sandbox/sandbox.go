@@ -477,25 +477,25 @@ const AuthorizeURL = "https://sandbox.puente.dev/authorize"
 
 // Authorize implements connection.Provider: it returns the URL of a hosted consent page that does
 // not exist; tests call the callback themselves with result=approve or result=deny.
-func (p *Provider) Authorize(ctx context.Context, l connection.Login, state, callbackURL string) (string, error) {
+func (p *Provider) Authorize(ctx context.Context, l connection.Login, state, callbackURL string) (connection.Redirection, error) {
 	if err := ctx.Err(); err != nil {
-		return "", err
+		return connection.Redirection{}, err
 	}
 	inst := institution(l)
 	if inst.Auth != connection.Redirect {
-		return "", fmt.Errorf("sandbox: Authorize on institution %q, whose auth is %q, not REDIRECT", inst.ExternalID, inst.Auth)
+		return connection.Redirection{}, fmt.Errorf("sandbox: Authorize on institution %q, whose auth is %q, not REDIRECT", inst.ExternalID, inst.Auth)
 	}
 	if state == "" {
-		return "", fmt.Errorf("sandbox: Authorize without a state")
+		return connection.Redirection{}, fmt.Errorf("sandbox: Authorize without a state")
 	}
 	u, err := url.Parse(callbackURL)
 	if err != nil || !u.IsAbs() || u.Host == "" {
-		return "", fmt.Errorf("sandbox: callback URL %q is not an absolute URL", callbackURL)
+		return connection.Redirection{}, fmt.Errorf("sandbox: callback URL %q is not an absolute URL", callbackURL)
 	}
-	return AuthorizeURL +
+	return connection.Redirection{URL: AuthorizeURL +
 		"?institution=" + url.QueryEscape(inst.ExternalID) +
 		"&state=" + url.QueryEscape(state) +
-		"&redirect_uri=" + url.QueryEscape(callbackURL), nil
+		"&redirect_uri=" + url.QueryEscape(callbackURL)}, nil
 }
 
 // Callback implements connection.Provider: result=approve succeeds, result=deny fails

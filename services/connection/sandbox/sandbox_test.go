@@ -310,10 +310,10 @@ func TestRedirectInstitutions(t *testing.T) {
 				t.Fatal(err)
 			}
 			want := "https://sandbox.puente.dev/authorize?institution=" + ext + "&state=" + url.QueryEscape(state) + "&redirect_uri=" + url.QueryEscape(callback)
-			if got != want {
-				t.Errorf("got  %s\nwant %s", got, want)
+			if got.URL != want {
+				t.Errorf("got  %s\nwant %s", got.URL, want)
 			}
-			u, err := url.Parse(got)
+			u, err := url.Parse(got.URL)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -26,6 +26,11 @@ func startConnection(ctx context.Context, s *Suite, authtokenConn, consentConn, 
 	if cfg.Sandbox {
 		providers = append(providers, sandbox.New())
 	}
+	more, err := s.connectionProviders()
+	if err != nil {
+		return err
+	}
+	providers = append(providers, more...)
 	store := connectionpg.New(pool)
 	svc, err := connection.NewService(store, providers,
 		connection.UserDirectory{

@@ -26,6 +26,11 @@ func startExtraction(ctx context.Context, s *Suite, consentConn, connectionConn,
 	if cfg.Sandbox {
 		providers = append(providers, sandbox.New())
 	}
+	more, err := s.extractionProviders()
+	if err != nil {
+		return err
+	}
+	providers = append(providers, more...)
 	svc, err := extraction.NewService(extractionpg.New(pool),
 		extraction.ConsentClient{Client: consentv1.NewConsentServiceClient(consentConn), ServiceToken: s.cfg.ServiceToken},
 		extraction.ConnectionClient{Client: connectionv1.NewConnectionServiceClient(connectionConn), ServiceToken: s.cfg.ServiceToken},

@@ -24,6 +24,11 @@ import (
 	"puente.dev/pkg/authn"
 	"puente.dev/pkg/postgres"
 	"puente.dev/pkg/server"
+	"puente.dev/pkg/upstream/boufin"
+	"puente.dev/pkg/upstream/guiabolso"
+	"puente.dev/pkg/upstream/klavi"
+	"puente.dev/pkg/upstream/powens"
+	"puente.dev/pkg/upstream/syncfy"
 	"puente.dev/services/authtoken"
 	"puente.dev/services/connection"
 	"puente.dev/services/consent"
@@ -69,6 +74,13 @@ type Config struct {
 	Webhook    webhook.Config
 	Extraction extraction.Config
 	Sync       syncs.Config
+
+	// The upstream providers; each is off until its URL is set.
+	Boufin    boufin.Config
+	Syncfy    syncfy.Config
+	Guiabolso guiabolso.Config
+	Powens    powens.Config
+	Klavi     klavi.Config
 }
 
 // Parse reads a -service value: "all" or a comma-separated list of names.

@@ -1,0 +1,10 @@
+package klavi
+
+// Config is how Puente reaches klavi. Empty URL: the provider is off.
+type Config struct {
+	// URL is the API's base URL (the simulator's, under make run and in tests).
+	URL string `env:"PUENTE_KLAVI_URL"`
+}
+
+// Enabled reports whether the provider is configured.
+func (c Config) Enabled() bool { return c.URL != "" }

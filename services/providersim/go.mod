@@ -1,0 +1,3 @@
+module puente.dev/services/providersim
+
+go 1.26.0
