@@ -31,7 +31,11 @@ type Provider interface {
 // Login is what a provider knows of a connection while it logs in.
 type Login struct {
 	ConnectionID string
-	Institution  Institution
+	// ClientID and UserID are whose login it is: an upstream that keeps users (Syncfy, Powens)
+	// gets one per Puente user, with the user id as its external reference.
+	ClientID    string
+	UserID      string
+	Institution Institution
 	// Credentials by field name, decrypted for the call only.
 	Credentials map[string]string
 	// State is what the provider returned in its last Outcome (an upstream job id, a cursor).

@@ -230,7 +230,7 @@ func (s *Service) CreateConnection(ctx context.Context, p caller.Principal, n Ne
 				return Connection{}, nil, err
 			}
 		}
-		if c.AuthorizationURL, sec.RedirectState, sec.ProviderState, err = s.startRedirect(ctx, c.ID, in, n.Credentials); err != nil {
+		if c.AuthorizationURL, sec.RedirectState, sec.ProviderState, err = s.startRedirect(ctx, c, in, n.Credentials); err != nil {
 			return Connection{}, nil, err
 		}
 		c.Status = WaitingRedirect
@@ -257,11 +257,11 @@ func (s *Service) CreateConnection(ctx context.Context, p caller.Principal, n Ne
 
 // startRedirect makes a single-use state for a redirect and asks the provider where to send the
 // user. Only the state's keyed hash is kept.
-func (s *Service) startRedirect(ctx context.Context, connectionID string, in Institution, creds map[string]string) (authURL string, stateHash, sealedState []byte, err error) {
+func (s *Service) startRedirect(ctx context.Context, c Connection, in Institution, creds map[string]string) (authURL string, stateHash, sealedState []byte, err error) {
 	b := make([]byte, 32)
 	rand.Read(b)
 	state := "pst_" + base64.RawURLEncoding.EncodeToString(b)
-	r, err := s.providers[in.Provider].Authorize(ctx, Login{ConnectionID: connectionID, Institution: in, Credentials: creds}, state, s.callback)
+	r, err := s.providers[in.Provider].Authorize(ctx, Login{ConnectionID: c.ID, ClientID: c.ClientID, UserID: c.UserID, Institution: in, Credentials: creds}, state, s.callback)
 	if err != nil {
 		return "", nil, nil, fmt.Errorf("authorize at %s: %w", in.Provider, err)
 	}
@@ -269,7 +269,7 @@ func (s *Service) startRedirect(ctx context.Context, connectionID string, in Ins
 		return "", nil, nil, fmt.Errorf("authorize at %s: no authorization URL", in.Provider)
 	}
 	if r.State != nil {
-		sealedState = s.box.Seal(r.State, []byte("state:"+connectionID))
+		sealedState = s.box.Seal(r.State, []byte("state:"+c.ID))
 	}
 	return r.URL, s.hash(state), sealedState, nil
 }
@@ -595,7 +595,7 @@ func (s *Service) Reauthenticate(ctx context.Context, p caller.Principal, id str
 				return Connection{}, err
 			}
 		}
-		authURL, stateHash, sealedState, err := s.startRedirect(ctx, id, in, creds)
+		authURL, stateHash, sealedState, err := s.startRedirect(ctx, c, in, creds)
 		if err != nil {
 			return Connection{}, err
 		}
@@ -814,7 +814,7 @@ func (s *Service) handle(kind string) jobs.Handler {
 var errStale = errors.New("stale job")
 
 func (s *Service) openLogin(c *Connection, sec *Secrets, in Institution) (Login, map[string]string, error) {
-	l := Login{ConnectionID: c.ID, Institution: in, Round: sec.Round}
+	l := Login{ConnectionID: c.ID, ClientID: c.ClientID, UserID: c.UserID, Institution: in, Round: sec.Round}
 	if sec.Credentials != nil {
 		raw, err := s.box.Open(sec.Credentials, []byte("credentials:"+c.ID))
 		if err != nil {
