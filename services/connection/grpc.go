@@ -283,3 +283,10 @@ func connectionProto(c Connection, steps []Step) *connectionv1.Connection {
 	}
 	return p
 }
+
+func (g *GRPC) HandleUpstreamEvent(ctx context.Context, req *connectionv1.HandleUpstreamEventRequest) (*connectionv1.HandleUpstreamEventResponse, error) {
+	if err := g.svc.HandleUpstreamEvent(ctx, req.GetProvider(), req.GetEventType(), req.GetBody()); err != nil {
+		return nil, err
+	}
+	return &connectionv1.HandleUpstreamEventResponse{}, nil
+}

@@ -561,10 +561,68 @@ func (s *Service) SubmitMFA(ctx context.Context, p caller.Principal, id, challen
 
 // DeleteConnection deletes a connection and destroys its credentials.
 func (s *Service) DeleteConnection(ctx context.Context, p caller.Principal, id string) error {
-	if _, _, err := s.GetConnection(ctx, p, id); err != nil {
+	c, _, err := s.GetConnection(ctx, p, id)
+	if err != nil {
+		return err
+	}
+	if err := s.revoke(ctx, c); err != nil {
 		return err
 	}
 	return s.store.DeleteConnection(ctx, p.ClientID, id)
+}
+
+var errRevokeUpstream = apierr.New(apierr.Unavailable, "UPSTREAM_UNAVAILABLE", "the institution's provider could not be told to end its access; nothing was deleted, try again")
+
+// revoke ends the upstream's access (a consent, a connection) before the connection is deleted
+// here: deleting first would lose the session needed to revoke it. An upstream that cannot be
+// reached fails the deletion, which the caller retries.
+func (s *Service) revoke(ctx context.Context, c Connection) error {
+	r, ok := s.providers[c.Provider].(Revoker)
+	if !ok {
+		return nil
+	}
+	c, sec, err := s.store.ConnectionSecrets(ctx, c.ClientID, c.ID)
+	if err != nil {
+		return err
+	}
+	in, err := s.institution(ctx, c.InstitutionID)
+	if err != nil {
+		return err
+	}
+	l, _, err := s.openLogin(&c, &sec, in)
+	if err != nil {
+		return err
+	}
+	if l.State == nil {
+		return nil // the upstream never got far enough to hold anything
+	}
+	if err := r.Revoke(ctx, l); err != nil {
+		s.log.WarnContext(ctx, "upstream revocation failed", "connection_id", c.ID, "provider", c.Provider, "err", err)
+		return errRevokeUpstream
+	}
+	return nil
+}
+
+// pollNowKey collapses the extra polls of a burst of webhooks about one connection into one.
+func pollNowKey(connectionID string) string { return "poll_now:" + connectionID }
+
+// HandleUpstreamEvent polls now each connection an upstream webhook concerns; a provider without
+// an EventRouter, or not run here, has nothing to do.
+func (s *Service) HandleUpstreamEvent(ctx context.Context, provider, eventType string, body []byte) error {
+	r, ok := s.providers[provider].(EventRouter)
+	if !ok {
+		return nil
+	}
+	ids, err := r.ConnectionsFor(ctx, eventType, body)
+	if err != nil {
+		return apierr.Invalid("body", "is not a "+provider+" webhook this service can read")
+	}
+	for _, id := range ids {
+		if err := s.store.PollNow(ctx, id, JobPollNow, pollNowKey(id)); err != nil {
+			return fmt.Errorf("poll %s now: %w", id, err)
+		}
+	}
+	return nil
 }
 
 // Reauthenticate logs a failed or succeeded connection in again, with new credentials when
@@ -678,9 +736,11 @@ func (s *Service) Watch(ctx context.Context, p caller.Principal, id string, send
 
 // The jobs of a connection's login.
 const (
-	JobLogin      = "connection.login"
-	JobAnswer     = "connection.answer"
-	JobPoll       = "connection.poll"
+	JobLogin  = "connection.login"
+	JobAnswer = "connection.answer"
+	JobPoll   = "connection.poll"
+	// JobPollNow is an extra poll an upstream webhook asked for; it never schedules another.
+	JobPollNow    = "connection.poll_now"
 	JobMFATimeout = "connection.mfa_timeout"
 	JobCallback   = "connection.callback"
 	// JobRedirectTimeout fails a connection whose user never came back from a redirect.
@@ -695,6 +755,7 @@ func (s *Service) Handlers() map[string]jobs.Handler {
 		JobLogin:           s.handle(JobLogin),
 		JobAnswer:          s.handle(JobAnswer),
 		JobPoll:            s.handle(JobPoll),
+		JobPollNow:         s.handle(JobPollNow),
 		JobMFATimeout:      s.mfaTimeout,
 		JobCallback:        s.handle(JobCallback),
 		JobRedirectTimeout: s.redirectTimeout,
@@ -738,6 +799,7 @@ var expects = map[string][]Status{
 	JobLogin:    {Pending, Starting},
 	JobAnswer:   {Running},
 	JobPoll:     {Running},
+	JobPollNow:  {Running},
 	JobCallback: {Running},
 }
 
@@ -790,7 +852,7 @@ func (s *Service) handle(kind string) jobs.Handler {
 			out, err = prov.Start(ctx, login)
 		case JobAnswer:
 			out, err = prov.Answer(ctx, login, answers)
-		case JobPoll:
+		case JobPoll, JobPollNow:
 			out, err = prov.Poll(ctx, login)
 		case JobCallback:
 			out, err = prov.Callback(ctx, login, answers)
@@ -881,8 +943,10 @@ func (s *Service) apply(ctx context.Context, id, kind string, out Outcome) error
 		switch out.Status {
 		case Running:
 			c.Status = Running
-			jobsToRun = append(jobsToRun, Job{Kind: JobPoll, RunAt: now.Add(max(out.PollAfter, time.Second))})
-			if kind == JobPoll {
+			if kind != JobPollNow { // a webhook's extra poll leaves the scheduled chain to go on
+				jobsToRun = append(jobsToRun, Job{Kind: JobPoll, RunAt: now.Add(max(out.PollAfter, time.Second))})
+			}
+			if kind == JobPoll || kind == JobPollNow {
 				step = nil // still running: nothing new for the timeline
 			}
 		case WaitingMFA:

@@ -32,6 +32,9 @@ type Store interface {
 	// FireStatusEvent writes a "connection.status_changed" event with the connection's current
 	// status, marked as fired by the sandbox.
 	FireStatusEvent(ctx context.Context, clientID, id string, at time.Time) (eventID string, err error)
+	// PollNow makes a Running connection's poll job (uniqueKey) due now, enqueuing it if none is
+	// pending; a connection in any other status is left alone.
+	PollNow(ctx context.Context, id, pollKind, uniqueKey string) error
 	// DeleteConnection removes the connection, its secrets and its timeline.
 	DeleteConnection(ctx context.Context, clientID, id string) error
 	// Changes delivers the id of every connection that changes, until ctx ends.

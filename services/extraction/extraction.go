@@ -344,6 +344,13 @@ type Store interface {
 	SaveTransactions(ctx context.Context, a Account, up UpstreamTransactions, fetchedAt, at time.Time) (Counts, error)
 	SaveIdentity(ctx context.Context, c Consent, sealed []byte, at time.Time) (added bool, err error)
 
+	// SaveDocument keeps the latest document of a kind an upstream pushed for a consent (sealed).
+	SaveDocument(ctx context.Context, c Consent, kind string, sealed []byte, at time.Time) error
+	// EnqueueRefresh queues a refresh of a consent's data (JobRefresh).
+	EnqueueRefresh(ctx context.Context, clientID, consentID string) error
+	// Documents returns a consent's pushed documents by kind, their bodies sealed.
+	Documents(ctx context.Context, clientID, consentID string) (map[string]Document, error)
+
 	GetAccount(ctx context.Context, clientID, id string) (Account, error)
 	ListAccounts(ctx context.Context, clientID string, consentIDs []string, p Page) ([]Account, error)
 	ListTransactions(ctx context.Context, clientID, accountID string, f TransactionFilter, p TransactionPage) ([]Transaction, error)

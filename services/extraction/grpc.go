@@ -285,3 +285,10 @@ func reportProto(r Report) *extractionv1.Report {
 	}
 	return out
 }
+
+func (g *GRPC) HandleUpstreamEvent(ctx context.Context, req *extractionv1.HandleUpstreamEventRequest) (*extractionv1.HandleUpstreamEventResponse, error) {
+	if err := g.svc.HandleUpstreamEvent(ctx, caller.From(ctx), req.GetProvider(), req.GetEventType(), req.GetBody()); err != nil {
+		return nil, err
+	}
+	return &extractionv1.HandleUpstreamEventResponse{}, nil
+}

@@ -320,6 +320,7 @@ const (
 	JobExtract = "extraction.run"
 	JobReport  = "report.generate"
 	JobPurge   = "consent.purge"
+	JobRefresh = "consent.refresh"
 )
 
 type jobArgs struct {
@@ -480,7 +481,106 @@ func (s *Service) upstream(ctx context.Context, c Consent) (Link, Provider, erro
 	if !ok {
 		return Link{}, nil, &ProviderError{Reason: ReasonNoProvider, Err: fmt.Errorf("no adapter for provider %q", link.Provider)}
 	}
+	link.ClientID, link.ConsentID = c.ClientID, c.ID
+	if _, ok := prov.(EventSink); ok {
+		docs, err := s.store.Documents(ctx, c.ClientID, c.ID)
+		if err != nil {
+			return Link{}, nil, fmt.Errorf("read pushed documents: %w", err)
+		}
+		for kind, d := range docs {
+			if d.Body, err = s.box.Open(d.Body, []byte("document:"+c.ID+":"+kind)); err != nil {
+				return Link{}, nil, fmt.Errorf("open pushed document %s: %w", kind, err)
+			}
+			docs[kind] = d
+		}
+		link.Documents = docs
+	}
 	return link, prov, nil
+}
+
+// HandleUpstreamEvent keeps the documents an upstream pushed by webhook (a provider with an
+// EventSink) and refreshes each consent they belong to, so the data reaches its tables. A
+// document for a consent the client does not have, or no longer AUTHORISED, is dropped.
+func (s *Service) HandleUpstreamEvent(ctx context.Context, p caller.Principal, provider, eventType string, body []byte) error {
+	if p.Kind != apiv1.Principal_PRINCIPAL_SERVICE {
+		return ErrPermissionDenied
+	}
+	sink, ok := s.providers[provider].(EventSink)
+	if !ok {
+		return nil
+	}
+	docs, err := sink.Documents(ctx, eventType, body)
+	if err != nil {
+		return apierr.Invalid("body", "is not a "+provider+" webhook this service can read")
+	}
+	now := s.clock()
+	for _, d := range docs {
+		c, err := s.consents.Get(ctx, d.ClientID, d.ConsentID)
+		if errors.Is(err, ErrConsentNotFound) {
+			s.log.WarnContext(ctx, "pushed document for an unknown consent dropped", "provider", provider, "consent_id", d.ConsentID)
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if c.Status != ConsentAuthorised {
+			continue
+		}
+		if err := s.store.EnsureConsent(ctx, c, now); err != nil {
+			return err
+		}
+		err = s.store.SaveDocument(ctx, c, d.Kind, s.box.Seal(d.Body, []byte("document:"+c.ID+":"+d.Kind)), now)
+		if errors.Is(err, ErrConsentEnded) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("keep pushed document: %w", err)
+		}
+		if err := s.store.EnqueueRefresh(ctx, c.ClientID, c.ID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// refreshConsent pulls what a consent covers, after an upstream pushed new data for it.
+func (s *Service) refreshConsent(ctx context.Context, j jobs.Job) error {
+	var a refreshArgs
+	if err := json.Unmarshal(j.Args, &a); err != nil || a.ConsentID == "" {
+		return jobs.Cancel(fmt.Errorf("bad args %s: %v", j.Args, err))
+	}
+	c, err := s.consents.Get(ctx, a.ClientID, a.ConsentID)
+	if errors.Is(err, ErrConsentNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if c.Status != ConsentAuthorised {
+		return nil
+	}
+	var products []string
+	for _, prod := range []string{ProductAccounts, ProductBalances, ProductTransactions, ProductIdentity} {
+		if slices.Contains(c.Products, prod) {
+			products = append(products, prod)
+		}
+	}
+	if len(products) == 0 {
+		return nil
+	}
+	_, err = s.pull(ctx, c, products)
+	if err != nil && retry(j, err) {
+		return err
+	}
+	if err != nil {
+		s.log.WarnContext(ctx, "refresh after an upstream push failed", "consent_id", c.ID, "reason", reasonOf(err), "err", err)
+	}
+	return nil
+}
+
+type refreshArgs struct {
+	ClientID  string `json:"client_id"`
+	ConsentID string `json:"consent_id"`
 }
 
 // acquire takes one of the provider's slots, waiting for one when all are taken.
@@ -560,7 +660,7 @@ func (s *Service) GetReport(ctx context.Context, p caller.Principal, id string) 
 
 // Handlers are the service's job handlers.
 func (s *Service) Handlers() map[string]jobs.Handler {
-	return map[string]jobs.Handler{JobExtract: s.runExtraction, JobReport: s.generateReport, JobPurge: s.purge}
+	return map[string]jobs.Handler{JobExtract: s.runExtraction, JobReport: s.generateReport, JobPurge: s.purge, JobRefresh: s.refreshConsent}
 }
 
 func parseArgs(j jobs.Job) (string, error) {

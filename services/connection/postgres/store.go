@@ -2,6 +2,7 @@
 package postgres
 
 import (
+	"errors"
 	"context"
 	"embed"
 	"encoding/json"
@@ -333,6 +334,25 @@ func (s *Store) DeleteConnection(ctx context.Context, clientID, id string) error
 		}
 		_, err = outbox.Write(ctx, tx, "connection.deleted", c.ClientID, c.ID, time.Now().UTC(), map[string]any{"connection_id": c.ID, "user_id": c.UserID})
 		return err
+	})
+}
+
+// PollNow makes a Running connection's poll due now: it enqueues one (a no-op while one is
+// pending, under the same unique key) and brings a pending one forward.
+func (s *Store) PollNow(ctx context.Context, id, pollKind, uniqueKey string) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var status string
+		err := tx.QueryRow(ctx, `SELECT status FROM connections WHERE id = $1 FOR UPDATE`, id).Scan(&status)
+		if errors.Is(err, pgx.ErrNoRows) || (err == nil && status != string(connection.Running)) {
+			return nil // deleted, or not waiting on the upstream: nothing to poll
+		}
+		if err != nil {
+			return err
+		}
+		if err := jobs.Enqueue(ctx, tx, pollKind, map[string]string{"connection_id": id}, jobs.EnqueueOptions{MaxAttempts: 5, UniqueKey: uniqueKey}); err != nil {
+			return err
+		}
+		return jobs.Advance(ctx, tx, uniqueKey)
 	})
 }
 

@@ -138,7 +138,7 @@ func (s *Store) Purge(ctx context.Context, consentID string, now time.Time) (not
 			notBefore = *purgeAfter
 			return nil
 		}
-		for _, table := range []string{"transactions", "identities", "accounts", "reports"} {
+		for _, table := range []string{"transactions", "identities", "accounts", "reports", "upstream_documents"} {
 			if _, err := tx.Exec(ctx, `DELETE FROM `+table+` WHERE consent_id = $1`, consentID); err != nil {
 				return fmt.Errorf("delete %s: %w", table, err)
 			}
@@ -434,6 +434,44 @@ func (s *Store) SaveIdentity(ctx context.Context, c extraction.Consent, sealed [
 			RETURNING xmax = 0`, c.ID, c.ClientID, sealed, at).Scan(&added)
 	})
 	return added, err
+}
+
+// SaveDocument keeps the latest document of a kind an upstream pushed for a consent.
+func (s *Store) SaveDocument(ctx context.Context, c extraction.Consent, kind string, sealed []byte, at time.Time) error {
+	return s.tx(ctx, func(tx pgx.Tx) error {
+		if _, err := lockConsent(ctx, tx, c.ClientID, c.ID); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO upstream_documents (consent_id, client_id, kind, sealed, received_at) VALUES ($1, $2, $3, $4, $5)
+			ON CONFLICT (consent_id, kind) DO UPDATE SET sealed = excluded.sealed, received_at = excluded.received_at`, c.ID, c.ClientID, kind, sealed, at)
+		return err
+	})
+}
+
+// EnqueueRefresh queues a refresh of a consent. Two close pushes may refresh twice: harmless, as
+// a refresh reconciles.
+func (s *Store) EnqueueRefresh(ctx context.Context, clientID, consentID string) error {
+	return s.tx(ctx, func(tx pgx.Tx) error {
+		return jobs.Enqueue(ctx, tx, extraction.JobRefresh, map[string]string{"client_id": clientID, "consent_id": consentID}, jobs.EnqueueOptions{MaxAttempts: 20})
+	})
+}
+
+// Documents returns a consent's pushed documents, sealed, by kind.
+func (s *Store) Documents(ctx context.Context, clientID, consentID string) (map[string]extraction.Document, error) {
+	rows, err := s.db.Query(ctx, `SELECT kind, sealed, received_at FROM upstream_documents WHERE client_id = $1 AND consent_id = $2`, clientID, consentID)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]extraction.Document{}
+	for rows.Next() {
+		var d extraction.Document
+		if err := rows.Scan(&d.Kind, &d.Body, &d.ReceivedAt); err != nil {
+			return nil, err
+		}
+		d.ReceivedAt = d.ReceivedAt.UTC()
+		out[d.Kind] = d
+	}
+	return out, rows.Err()
 }
 
 func (s *Store) Identity(ctx context.Context, clientID, consentID string) (sealed []byte, at time.Time, err error) {

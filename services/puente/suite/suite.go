@@ -193,11 +193,6 @@ func Start(ctx context.Context, cfg Config, services []string, log *slog.Logger)
 			return nil, err
 		}
 	}
-	if s.runs("webhook") {
-		if err := startWebhook(ctx, s); err != nil {
-			return nil, err
-		}
-	}
 	// The services call each other: each selected service's dependencies are dialled before any
 	// starts (a gRPC client connects lazily, so a service may be dialled before it serves).
 	conns := map[string]*grpc.ClientConn{"authtoken": authtokenConn}
@@ -211,6 +206,8 @@ func Start(ctx context.Context, cfg Config, services []string, log *slog.Logger)
 		"extraction": {"consent", "connection", "webhook"},
 		"sync":       {"consent", "extraction", "webhook"},
 		"gateway":    {"connection", "consent", "webhook", "extraction", "sync"},
+		// The webhook service hands upstream webhooks to the services their providers name.
+		"webhook": s.inboundRoutes(),
 	}
 	for _, name := range services {
 		for _, dep := range needs[name] {
@@ -219,6 +216,11 @@ func Start(ctx context.Context, cfg Config, services []string, log *slog.Logger)
 					return nil, err
 				}
 			}
+		}
+	}
+	if s.runs("webhook") {
+		if err := startWebhook(ctx, s, conns); err != nil {
+			return nil, err
 		}
 	}
 	if s.runs("consent") {

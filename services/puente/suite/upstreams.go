@@ -5,6 +5,14 @@ import (
 	"fmt"
 	"slices"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+
+	connectionv1 "puente.dev/gen/go/puente/connection/v1"
+	extractionv1 "puente.dev/gen/go/puente/extraction/v1"
+	syncv1 "puente.dev/gen/go/puente/sync/v1"
+	"puente.dev/services/webhook"
+
 	"puente.dev/services/connection"
 	"puente.dev/services/extraction"
 	"puente.dev/services/webhook/inbound"
@@ -64,5 +72,71 @@ func (s *Suite) extractionProviders() ([]extraction.Provider, error) {
 	return out, nil
 }
 
-// upstreamContext is the context adapters' background work (token refreshes) runs in.
-func (s *Suite) upstreamContext() context.Context { return s.backgroundCtx }
+// inboundRoutes are the services enabled providers' webhooks go to.
+func (s *Suite) inboundRoutes() []string {
+	var out []string
+	for _, name := range s.enabledUpstreams() {
+		if u := upstreams[name]; u.inbound != nil {
+			for _, svc := range u.events {
+				if !slices.Contains(out, svc) {
+					out = append(out, svc)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// inboundProviders are the enabled providers' webhook schemes, each routed to the services it
+// names: every one of them is told (HandleUpstreamEvent) and reads what concerns it. A service
+// that fails is retried by the routing job, so each must take a webhook twice without harm.
+func (s *Suite) inboundProviders(conns map[string]*grpc.ClientConn) ([]webhook.InboundProvider, error) {
+	var out []webhook.InboundProvider
+	for _, name := range s.enabledUpstreams() {
+		u := upstreams[name]
+		if u.inbound == nil {
+			continue
+		}
+		scheme, err := u.inbound(s)
+		if err != nil {
+			return nil, fmt.Errorf("%s webhooks: %w", name, err)
+		}
+		var handlers []func(ctx context.Context, w webhook.Inbound) error
+		for _, svc := range u.events {
+			conn := conns[svc]
+			switch svc {
+			case "connection":
+				c := connectionv1.NewConnectionServiceClient(conn)
+				handlers = append(handlers, func(ctx context.Context, w webhook.Inbound) error {
+					_, err := c.HandleUpstreamEvent(ctx, &connectionv1.HandleUpstreamEventRequest{Provider: w.Provider, EventType: w.Type, Body: w.Body, InboundId: w.ID})
+					return err
+				})
+			case "extraction":
+				c := extractionv1.NewExtractionServiceClient(conn)
+				handlers = append(handlers, func(ctx context.Context, w webhook.Inbound) error {
+					_, err := c.HandleUpstreamEvent(ctx, &extractionv1.HandleUpstreamEventRequest{Provider: w.Provider, EventType: w.Type, Body: w.Body, InboundId: w.ID})
+					return err
+				})
+			case "sync":
+				c := syncv1.NewSyncServiceClient(conn)
+				handlers = append(handlers, func(ctx context.Context, w webhook.Inbound) error {
+					_, err := c.HandleUpstreamEvent(ctx, &syncv1.HandleUpstreamEventRequest{Provider: w.Provider, EventType: w.Type, Body: w.Body, InboundId: w.ID})
+					return err
+				})
+			default:
+				return nil, fmt.Errorf("%s webhooks go to %q, which is not a service that takes them", name, svc)
+			}
+		}
+		token := s.cfg.ServiceToken
+		out = append(out, webhook.InboundProvider{Name: name, Scheme: scheme, Route: func(ctx context.Context, w webhook.Inbound) error {
+			ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
+			for _, h := range handlers {
+				if err := h(ctx, w); err != nil {
+					return err
+				}
+			}
+			return nil
+		}})
+	}
+	return out, nil
+}

@@ -21,7 +21,7 @@ import (
 
 func init() { migrations["webhook"] = webhookpg.Migrate }
 
-func startWebhook(ctx context.Context, s *Suite) error {
+func startWebhook(ctx context.Context, s *Suite, conns map[string]*grpc.ClientConn) error {
 	cfg := s.cfg.Webhook
 	pool, err := s.database(ctx, "webhook", webhookpg.Schema)
 	if err != nil {
@@ -37,6 +37,11 @@ func startWebhook(ctx context.Context, s *Suite) error {
 		// nowhere. The providers' adapters add real routes.
 		providers = append(providers, webhook.InboundProvider{Name: "sandbox", Scheme: inbound.Sandbox{Key: key}})
 	}
+	more, err := s.inboundProviders(conns)
+	if err != nil {
+		return err
+	}
+	providers = append(providers, more...)
 	svc, err := webhook.NewService(webhookpg.New(pool), cfg, s.log, providers...)
 	if err != nil {
 		return err

@@ -1975,6 +1975,114 @@ func (x *FireEventResponse) GetEventId() string {
 	return ""
 }
 
+type HandleUpstreamEventRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The provider's id: "klavi", "guiabolso", ...
+	Provider string `protobuf:"bytes,1,opt,name=provider,proto3" json:"provider,omitempty"`
+	// The provider's event type, when its scheme could read one.
+	EventType string `protobuf:"bytes,2,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
+	// The webhook's body, exactly as received.
+	Body []byte `protobuf:"bytes,3,opt,name=body,proto3" json:"body,omitempty"`
+	// The webhook service's id for it (inb_...), for logs.
+	InboundId     string `protobuf:"bytes,4,opt,name=inbound_id,json=inboundId,proto3" json:"inbound_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HandleUpstreamEventRequest) Reset() {
+	*x = HandleUpstreamEventRequest{}
+	mi := &file_puente_connection_v1_connection_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HandleUpstreamEventRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HandleUpstreamEventRequest) ProtoMessage() {}
+
+func (x *HandleUpstreamEventRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_puente_connection_v1_connection_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HandleUpstreamEventRequest.ProtoReflect.Descriptor instead.
+func (*HandleUpstreamEventRequest) Descriptor() ([]byte, []int) {
+	return file_puente_connection_v1_connection_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *HandleUpstreamEventRequest) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
+func (x *HandleUpstreamEventRequest) GetEventType() string {
+	if x != nil {
+		return x.EventType
+	}
+	return ""
+}
+
+func (x *HandleUpstreamEventRequest) GetBody() []byte {
+	if x != nil {
+		return x.Body
+	}
+	return nil
+}
+
+func (x *HandleUpstreamEventRequest) GetInboundId() string {
+	if x != nil {
+		return x.InboundId
+	}
+	return ""
+}
+
+type HandleUpstreamEventResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HandleUpstreamEventResponse) Reset() {
+	*x = HandleUpstreamEventResponse{}
+	mi := &file_puente_connection_v1_connection_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HandleUpstreamEventResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HandleUpstreamEventResponse) ProtoMessage() {}
+
+func (x *HandleUpstreamEventResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_puente_connection_v1_connection_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HandleUpstreamEventResponse.ProtoReflect.Descriptor instead.
+func (*HandleUpstreamEventResponse) Descriptor() ([]byte, []int) {
+	return file_puente_connection_v1_connection_proto_rawDescGZIP(), []int{30}
+}
+
 var File_puente_connection_v1_connection_proto protoreflect.FileDescriptor
 
 const file_puente_connection_v1_connection_proto_rawDesc = "" +
@@ -2122,7 +2230,15 @@ const file_puente_connection_v1_connection_proto_rawDesc = "" +
 	"\x04type\x18\x02 \x01(\x0e2&.puente.connection.v1.SandboxEventTypeB\n" +
 	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x04type\".\n" +
 	"\x11FireEventResponse\x12\x19\n" +
-	"\bevent_id\x18\x01 \x01(\tR\aeventId*\x9d\x02\n" +
+	"\bevent_id\x18\x01 \x01(\tR\aeventId\"\xb6\x01\n" +
+	"\x1aHandleUpstreamEventRequest\x12%\n" +
+	"\bprovider\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\bprovider\x12'\n" +
+	"\n" +
+	"event_type\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\teventType\x12 \n" +
+	"\x04body\x18\x03 \x01(\fB\f\xbaH\x06z\x04\x18\x80\x80@\x80\x01\x01R\x04body\x12&\n" +
+	"\n" +
+	"inbound_id\x18\x04 \x01(\tB\a\xbaH\x04r\x02\x18@R\tinboundId\"\x1d\n" +
+	"\x1bHandleUpstreamEventResponse*\x9d\x02\n" +
 	"\x10ConnectionStatus\x12!\n" +
 	"\x1dCONNECTION_STATUS_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19CONNECTION_STATUS_PENDING\x10\x01\x12\x1e\n" +
@@ -2150,8 +2266,7 @@ const file_puente_connection_v1_connection_proto_rawDesc = "" +
 	"\x1cCHALLENGE_FIELD_TYPE_OPTIONS\x10\x03*h\n" +
 	"\x10SandboxEventType\x12\"\n" +
 	"\x1eSANDBOX_EVENT_TYPE_UNSPECIFIED\x10\x00\x120\n" +
-	",SANDBOX_EVENT_TYPE_CONNECTION_STATUS_CHANGED\x10\x012\xfa\n" +
-	"\n" +
+	",SANDBOX_EVENT_TYPE_CONNECTION_STATUS_CHANGED\x10\x012\x80\f\n" +
 	"\x11ConnectionService\x12\x95\x01\n" +
 	"\x10CreateConnection\x12-.puente.connection.v1.CreateConnectionRequest\x1a..puente.connection.v1.CreateConnectionResponse\"\"\x8a\xb5\x18\x04\n" +
 	"\x02\x03\x05\x82\xd3\xe4\x93\x02\x14:\x01*\"\x0f/v1/connections\x12\x8f\x01\n" +
@@ -2170,6 +2285,8 @@ const file_puente_connection_v1_connection_proto_rawDesc = "" +
 	"\x18ReauthenticateConnection\x125.puente.connection.v1.ReauthenticateConnectionRequest\x1a6.puente.connection.v1.ReauthenticateConnectionResponse\"6\x8a\xb5\x18\x04\n" +
 	"\x02\x03\x05\x82\xd3\xe4\x93\x02(:\x01*\"#/v1/connections/{id}:reauthenticate\x12}\n" +
 	"\x11GetConnectionLink\x12..puente.connection.v1.GetConnectionLinkRequest\x1a/.puente.connection.v1.GetConnectionLinkResponse\"\a\x8a\xb5\x18\x03\n" +
+	"\x01\x06\x12\x83\x01\n" +
+	"\x13HandleUpstreamEvent\x120.puente.connection.v1.HandleUpstreamEventRequest\x1a1.puente.connection.v1.HandleUpstreamEventResponse\"\a\x8a\xb5\x18\x03\n" +
 	"\x01\x062\xf5\x03\n" +
 	"\x0eSandboxService\x12\xa4\x01\n" +
 	"\fRequireLogin\x12).puente.connection.v1.RequireLoginRequest\x1a*.puente.connection.v1.RequireLoginResponse\"=\x8a\xb5\x18\x05\n" +
@@ -2193,7 +2310,7 @@ func file_puente_connection_v1_connection_proto_rawDescGZIP() []byte {
 }
 
 var file_puente_connection_v1_connection_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_puente_connection_v1_connection_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_puente_connection_v1_connection_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_puente_connection_v1_connection_proto_goTypes = []any{
 	(ConnectionStatus)(0),                    // 0: puente.connection.v1.ConnectionStatus
 	(FailureReason)(0),                       // 1: puente.connection.v1.FailureReason
@@ -2228,33 +2345,35 @@ var file_puente_connection_v1_connection_proto_goTypes = []any{
 	(*AdvanceDaysResponse)(nil),              // 30: puente.connection.v1.AdvanceDaysResponse
 	(*FireEventRequest)(nil),                 // 31: puente.connection.v1.FireEventRequest
 	(*FireEventResponse)(nil),                // 32: puente.connection.v1.FireEventResponse
-	nil,                                      // 33: puente.connection.v1.CreateConnectionRequest.CredentialsEntry
-	nil,                                      // 34: puente.connection.v1.SubmitMfaRequest.AnswersEntry
-	nil,                                      // 35: puente.connection.v1.ReauthenticateConnectionRequest.CredentialsEntry
-	(*timestamppb.Timestamp)(nil),            // 36: google.protobuf.Timestamp
+	(*HandleUpstreamEventRequest)(nil),       // 33: puente.connection.v1.HandleUpstreamEventRequest
+	(*HandleUpstreamEventResponse)(nil),      // 34: puente.connection.v1.HandleUpstreamEventResponse
+	nil,                                      // 35: puente.connection.v1.CreateConnectionRequest.CredentialsEntry
+	nil,                                      // 36: puente.connection.v1.SubmitMfaRequest.AnswersEntry
+	nil,                                      // 37: puente.connection.v1.ReauthenticateConnectionRequest.CredentialsEntry
+	(*timestamppb.Timestamp)(nil),            // 38: google.protobuf.Timestamp
 }
 var file_puente_connection_v1_connection_proto_depIdxs = []int32{
 	2,  // 0: puente.connection.v1.ChallengeField.type:type_name -> puente.connection.v1.ChallengeFieldType
 	4,  // 1: puente.connection.v1.ChallengeField.options:type_name -> puente.connection.v1.ChallengeOption
 	5,  // 2: puente.connection.v1.MfaChallenge.fields:type_name -> puente.connection.v1.ChallengeField
-	36, // 3: puente.connection.v1.MfaChallenge.expire_time:type_name -> google.protobuf.Timestamp
+	38, // 3: puente.connection.v1.MfaChallenge.expire_time:type_name -> google.protobuf.Timestamp
 	0,  // 4: puente.connection.v1.ConnectionStep.status:type_name -> puente.connection.v1.ConnectionStatus
 	1,  // 5: puente.connection.v1.ConnectionStep.reason:type_name -> puente.connection.v1.FailureReason
-	36, // 6: puente.connection.v1.ConnectionStep.time:type_name -> google.protobuf.Timestamp
+	38, // 6: puente.connection.v1.ConnectionStep.time:type_name -> google.protobuf.Timestamp
 	0,  // 7: puente.connection.v1.Connection.status:type_name -> puente.connection.v1.ConnectionStatus
 	1,  // 8: puente.connection.v1.Connection.reason:type_name -> puente.connection.v1.FailureReason
 	6,  // 9: puente.connection.v1.Connection.mfa:type_name -> puente.connection.v1.MfaChallenge
 	7,  // 10: puente.connection.v1.Connection.timeline:type_name -> puente.connection.v1.ConnectionStep
-	36, // 11: puente.connection.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
-	36, // 12: puente.connection.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
-	33, // 13: puente.connection.v1.CreateConnectionRequest.credentials:type_name -> puente.connection.v1.CreateConnectionRequest.CredentialsEntry
+	38, // 11: puente.connection.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
+	38, // 12: puente.connection.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
+	35, // 13: puente.connection.v1.CreateConnectionRequest.credentials:type_name -> puente.connection.v1.CreateConnectionRequest.CredentialsEntry
 	8,  // 14: puente.connection.v1.CreateConnectionResponse.connection:type_name -> puente.connection.v1.Connection
 	8,  // 15: puente.connection.v1.GetConnectionResponse.connection:type_name -> puente.connection.v1.Connection
 	8,  // 16: puente.connection.v1.ListConnectionsResponse.connections:type_name -> puente.connection.v1.Connection
 	8,  // 17: puente.connection.v1.WatchConnectionResponse.connection:type_name -> puente.connection.v1.Connection
-	34, // 18: puente.connection.v1.SubmitMfaRequest.answers:type_name -> puente.connection.v1.SubmitMfaRequest.AnswersEntry
+	36, // 18: puente.connection.v1.SubmitMfaRequest.answers:type_name -> puente.connection.v1.SubmitMfaRequest.AnswersEntry
 	8,  // 19: puente.connection.v1.SubmitMfaResponse.connection:type_name -> puente.connection.v1.Connection
-	35, // 20: puente.connection.v1.ReauthenticateConnectionRequest.credentials:type_name -> puente.connection.v1.ReauthenticateConnectionRequest.CredentialsEntry
+	37, // 20: puente.connection.v1.ReauthenticateConnectionRequest.credentials:type_name -> puente.connection.v1.ReauthenticateConnectionRequest.CredentialsEntry
 	8,  // 21: puente.connection.v1.ReauthenticateConnectionResponse.connection:type_name -> puente.connection.v1.Connection
 	8,  // 22: puente.connection.v1.CompleteRedirectResponse.connection:type_name -> puente.connection.v1.Connection
 	8,  // 23: puente.connection.v1.RequireLoginResponse.connection:type_name -> puente.connection.v1.Connection
@@ -2270,23 +2389,25 @@ var file_puente_connection_v1_connection_proto_depIdxs = []int32{
 	23, // 33: puente.connection.v1.ConnectionService.CompleteRedirect:input_type -> puente.connection.v1.CompleteRedirectRequest
 	21, // 34: puente.connection.v1.ConnectionService.ReauthenticateConnection:input_type -> puente.connection.v1.ReauthenticateConnectionRequest
 	27, // 35: puente.connection.v1.ConnectionService.GetConnectionLink:input_type -> puente.connection.v1.GetConnectionLinkRequest
-	25, // 36: puente.connection.v1.SandboxService.RequireLogin:input_type -> puente.connection.v1.RequireLoginRequest
-	29, // 37: puente.connection.v1.SandboxService.AdvanceDays:input_type -> puente.connection.v1.AdvanceDaysRequest
-	31, // 38: puente.connection.v1.SandboxService.FireEvent:input_type -> puente.connection.v1.FireEventRequest
-	10, // 39: puente.connection.v1.ConnectionService.CreateConnection:output_type -> puente.connection.v1.CreateConnectionResponse
-	12, // 40: puente.connection.v1.ConnectionService.GetConnection:output_type -> puente.connection.v1.GetConnectionResponse
-	14, // 41: puente.connection.v1.ConnectionService.ListConnections:output_type -> puente.connection.v1.ListConnectionsResponse
-	16, // 42: puente.connection.v1.ConnectionService.WatchConnection:output_type -> puente.connection.v1.WatchConnectionResponse
-	18, // 43: puente.connection.v1.ConnectionService.SubmitMfa:output_type -> puente.connection.v1.SubmitMfaResponse
-	20, // 44: puente.connection.v1.ConnectionService.DeleteConnection:output_type -> puente.connection.v1.DeleteConnectionResponse
-	24, // 45: puente.connection.v1.ConnectionService.CompleteRedirect:output_type -> puente.connection.v1.CompleteRedirectResponse
-	22, // 46: puente.connection.v1.ConnectionService.ReauthenticateConnection:output_type -> puente.connection.v1.ReauthenticateConnectionResponse
-	28, // 47: puente.connection.v1.ConnectionService.GetConnectionLink:output_type -> puente.connection.v1.GetConnectionLinkResponse
-	26, // 48: puente.connection.v1.SandboxService.RequireLogin:output_type -> puente.connection.v1.RequireLoginResponse
-	30, // 49: puente.connection.v1.SandboxService.AdvanceDays:output_type -> puente.connection.v1.AdvanceDaysResponse
-	32, // 50: puente.connection.v1.SandboxService.FireEvent:output_type -> puente.connection.v1.FireEventResponse
-	39, // [39:51] is the sub-list for method output_type
-	27, // [27:39] is the sub-list for method input_type
+	33, // 36: puente.connection.v1.ConnectionService.HandleUpstreamEvent:input_type -> puente.connection.v1.HandleUpstreamEventRequest
+	25, // 37: puente.connection.v1.SandboxService.RequireLogin:input_type -> puente.connection.v1.RequireLoginRequest
+	29, // 38: puente.connection.v1.SandboxService.AdvanceDays:input_type -> puente.connection.v1.AdvanceDaysRequest
+	31, // 39: puente.connection.v1.SandboxService.FireEvent:input_type -> puente.connection.v1.FireEventRequest
+	10, // 40: puente.connection.v1.ConnectionService.CreateConnection:output_type -> puente.connection.v1.CreateConnectionResponse
+	12, // 41: puente.connection.v1.ConnectionService.GetConnection:output_type -> puente.connection.v1.GetConnectionResponse
+	14, // 42: puente.connection.v1.ConnectionService.ListConnections:output_type -> puente.connection.v1.ListConnectionsResponse
+	16, // 43: puente.connection.v1.ConnectionService.WatchConnection:output_type -> puente.connection.v1.WatchConnectionResponse
+	18, // 44: puente.connection.v1.ConnectionService.SubmitMfa:output_type -> puente.connection.v1.SubmitMfaResponse
+	20, // 45: puente.connection.v1.ConnectionService.DeleteConnection:output_type -> puente.connection.v1.DeleteConnectionResponse
+	24, // 46: puente.connection.v1.ConnectionService.CompleteRedirect:output_type -> puente.connection.v1.CompleteRedirectResponse
+	22, // 47: puente.connection.v1.ConnectionService.ReauthenticateConnection:output_type -> puente.connection.v1.ReauthenticateConnectionResponse
+	28, // 48: puente.connection.v1.ConnectionService.GetConnectionLink:output_type -> puente.connection.v1.GetConnectionLinkResponse
+	34, // 49: puente.connection.v1.ConnectionService.HandleUpstreamEvent:output_type -> puente.connection.v1.HandleUpstreamEventResponse
+	26, // 50: puente.connection.v1.SandboxService.RequireLogin:output_type -> puente.connection.v1.RequireLoginResponse
+	30, // 51: puente.connection.v1.SandboxService.AdvanceDays:output_type -> puente.connection.v1.AdvanceDaysResponse
+	32, // 52: puente.connection.v1.SandboxService.FireEvent:output_type -> puente.connection.v1.FireEventResponse
+	40, // [40:53] is the sub-list for method output_type
+	27, // [27:40] is the sub-list for method input_type
 	27, // [27:27] is the sub-list for extension type_name
 	27, // [27:27] is the sub-list for extension extendee
 	0,  // [0:27] is the sub-list for field type_name
@@ -2303,7 +2424,7 @@ func file_puente_connection_v1_connection_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_puente_connection_v1_connection_proto_rawDesc), len(file_puente_connection_v1_connection_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   32,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -28,6 +28,7 @@ const (
 	ConnectionService_CompleteRedirect_FullMethodName         = "/puente.connection.v1.ConnectionService/CompleteRedirect"
 	ConnectionService_ReauthenticateConnection_FullMethodName = "/puente.connection.v1.ConnectionService/ReauthenticateConnection"
 	ConnectionService_GetConnectionLink_FullMethodName        = "/puente.connection.v1.ConnectionService/GetConnectionLink"
+	ConnectionService_HandleUpstreamEvent_FullMethodName      = "/puente.connection.v1.ConnectionService/HandleUpstreamEvent"
 )
 
 // ConnectionServiceClient is the client API for ConnectionService service.
@@ -61,6 +62,10 @@ type ConnectionServiceClient interface {
 	// GetConnectionLink returns what the services that read a connection's data from its upstream
 	// need: the provider, the institution, and the provider's session state. Service token only.
 	GetConnectionLink(ctx context.Context, in *GetConnectionLinkRequest, opts ...grpc.CallOption) (*GetConnectionLinkResponse, error)
+	// HandleUpstreamEvent takes an upstream provider's webhook, verified and recorded by the webhook
+	// service, and acts on what concerns this service (webhooks are hints: the service reads the
+	// truth from the upstream). Safe to repeat. Service token only.
+	HandleUpstreamEvent(ctx context.Context, in *HandleUpstreamEventRequest, opts ...grpc.CallOption) (*HandleUpstreamEventResponse, error)
 }
 
 type connectionServiceClient struct {
@@ -170,6 +175,16 @@ func (c *connectionServiceClient) GetConnectionLink(ctx context.Context, in *Get
 	return out, nil
 }
 
+func (c *connectionServiceClient) HandleUpstreamEvent(ctx context.Context, in *HandleUpstreamEventRequest, opts ...grpc.CallOption) (*HandleUpstreamEventResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(HandleUpstreamEventResponse)
+	err := c.cc.Invoke(ctx, ConnectionService_HandleUpstreamEvent_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ConnectionServiceServer is the server API for ConnectionService service.
 // All implementations must embed UnimplementedConnectionServiceServer
 // for forward compatibility.
@@ -201,6 +216,10 @@ type ConnectionServiceServer interface {
 	// GetConnectionLink returns what the services that read a connection's data from its upstream
 	// need: the provider, the institution, and the provider's session state. Service token only.
 	GetConnectionLink(context.Context, *GetConnectionLinkRequest) (*GetConnectionLinkResponse, error)
+	// HandleUpstreamEvent takes an upstream provider's webhook, verified and recorded by the webhook
+	// service, and acts on what concerns this service (webhooks are hints: the service reads the
+	// truth from the upstream). Safe to repeat. Service token only.
+	HandleUpstreamEvent(context.Context, *HandleUpstreamEventRequest) (*HandleUpstreamEventResponse, error)
 	mustEmbedUnimplementedConnectionServiceServer()
 }
 
@@ -237,6 +256,9 @@ func (UnimplementedConnectionServiceServer) ReauthenticateConnection(context.Con
 }
 func (UnimplementedConnectionServiceServer) GetConnectionLink(context.Context, *GetConnectionLinkRequest) (*GetConnectionLinkResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetConnectionLink not implemented")
+}
+func (UnimplementedConnectionServiceServer) HandleUpstreamEvent(context.Context, *HandleUpstreamEventRequest) (*HandleUpstreamEventResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method HandleUpstreamEvent not implemented")
 }
 func (UnimplementedConnectionServiceServer) mustEmbedUnimplementedConnectionServiceServer() {}
 func (UnimplementedConnectionServiceServer) testEmbeddedByValue()                           {}
@@ -414,6 +436,24 @@ func _ConnectionService_GetConnectionLink_Handler(srv interface{}, ctx context.C
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ConnectionService_HandleUpstreamEvent_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(HandleUpstreamEventRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConnectionServiceServer).HandleUpstreamEvent(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConnectionService_HandleUpstreamEvent_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConnectionServiceServer).HandleUpstreamEvent(ctx, req.(*HandleUpstreamEventRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ConnectionService_ServiceDesc is the grpc.ServiceDesc for ConnectionService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -452,6 +492,10 @@ var ConnectionService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetConnectionLink",
 			Handler:    _ConnectionService_GetConnectionLink_Handler,
+		},
+		{
+			MethodName: "HandleUpstreamEvent",
+			Handler:    _ConnectionService_HandleUpstreamEvent_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -2722,6 +2722,114 @@ func (*ConsentChangedResponse) Descriptor() ([]byte, []int) {
 	return file_puente_extraction_v1_extraction_proto_rawDescGZIP(), []int{34}
 }
 
+type HandleUpstreamEventRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The provider's id: "klavi", "guiabolso", ...
+	Provider string `protobuf:"bytes,1,opt,name=provider,proto3" json:"provider,omitempty"`
+	// The provider's event type, when its scheme could read one.
+	EventType string `protobuf:"bytes,2,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
+	// The webhook's body, exactly as received.
+	Body []byte `protobuf:"bytes,3,opt,name=body,proto3" json:"body,omitempty"`
+	// The webhook service's id for it (inb_...), for logs.
+	InboundId     string `protobuf:"bytes,4,opt,name=inbound_id,json=inboundId,proto3" json:"inbound_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HandleUpstreamEventRequest) Reset() {
+	*x = HandleUpstreamEventRequest{}
+	mi := &file_puente_extraction_v1_extraction_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HandleUpstreamEventRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HandleUpstreamEventRequest) ProtoMessage() {}
+
+func (x *HandleUpstreamEventRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_puente_extraction_v1_extraction_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HandleUpstreamEventRequest.ProtoReflect.Descriptor instead.
+func (*HandleUpstreamEventRequest) Descriptor() ([]byte, []int) {
+	return file_puente_extraction_v1_extraction_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *HandleUpstreamEventRequest) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
+func (x *HandleUpstreamEventRequest) GetEventType() string {
+	if x != nil {
+		return x.EventType
+	}
+	return ""
+}
+
+func (x *HandleUpstreamEventRequest) GetBody() []byte {
+	if x != nil {
+		return x.Body
+	}
+	return nil
+}
+
+func (x *HandleUpstreamEventRequest) GetInboundId() string {
+	if x != nil {
+		return x.InboundId
+	}
+	return ""
+}
+
+type HandleUpstreamEventResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HandleUpstreamEventResponse) Reset() {
+	*x = HandleUpstreamEventResponse{}
+	mi := &file_puente_extraction_v1_extraction_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HandleUpstreamEventResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HandleUpstreamEventResponse) ProtoMessage() {}
+
+func (x *HandleUpstreamEventResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_puente_extraction_v1_extraction_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HandleUpstreamEventResponse.ProtoReflect.Descriptor instead.
+func (*HandleUpstreamEventResponse) Descriptor() ([]byte, []int) {
+	return file_puente_extraction_v1_extraction_proto_rawDescGZIP(), []int{36}
+}
+
 var File_puente_extraction_v1_extraction_proto protoreflect.FileDescriptor
 
 const file_puente_extraction_v1_extraction_proto_rawDesc = "" +
@@ -2948,7 +3056,15 @@ const file_puente_extraction_v1_extraction_proto_rawDesc = "" +
 	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x06status\x12;\n" +
 	"\vchange_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"changeTime\"\x18\n" +
-	"\x16ConsentChangedResponse*\xad\x01\n" +
+	"\x16ConsentChangedResponse\"\xb6\x01\n" +
+	"\x1aHandleUpstreamEventRequest\x12%\n" +
+	"\bprovider\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\bprovider\x12'\n" +
+	"\n" +
+	"event_type\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\teventType\x12 \n" +
+	"\x04body\x18\x03 \x01(\fB\f\xbaH\x06z\x04\x18\x80\x80@\x80\x01\x01R\x04body\x12&\n" +
+	"\n" +
+	"inbound_id\x18\x04 \x01(\tB\a\xbaH\x04r\x02\x18@R\tinboundId\"\x1d\n" +
+	"\x1bHandleUpstreamEventResponse*\xad\x01\n" +
 	"\vAccountType\x12\x1c\n" +
 	"\x18ACCOUNT_TYPE_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17ACCOUNT_TYPE_DEPOSITORY\x10\x01\x12\x17\n" +
@@ -2977,7 +3093,7 @@ const file_puente_extraction_v1_extraction_proto_rawDesc = "" +
 	"\x13AccountResultStatus\x12%\n" +
 	"!ACCOUNT_RESULT_STATUS_UNSPECIFIED\x10\x00\x12!\n" +
 	"\x1dACCOUNT_RESULT_STATUS_SUCCESS\x10\x01\x12\x1f\n" +
-	"\x1bACCOUNT_RESULT_STATUS_ERROR\x10\x022\x85\f\n" +
+	"\x1bACCOUNT_RESULT_STATUS_ERROR\x10\x022\x8b\r\n" +
 	"\x11ExtractionService\x12\x94\x01\n" +
 	"\x10CreateExtraction\x12-.puente.extraction.v1.CreateExtractionRequest\x1a..puente.extraction.v1.CreateExtractionResponse\"!\x8a\xb5\x18\x03\n" +
 	"\x01\x03\x82\xd3\xe4\x93\x02\x14:\x01*\"\x0f/v1/extractions\x12\x8d\x01\n" +
@@ -3001,6 +3117,8 @@ const file_puente_extraction_v1_extraction_proto_rawDesc = "" +
 	"\x0eRefreshConsent\x12+.puente.extraction.v1.RefreshConsentRequest\x1a,.puente.extraction.v1.RefreshConsentResponse\"\a\x8a\xb5\x18\x03\n" +
 	"\x01\x06\x12t\n" +
 	"\x0eConsentChanged\x12+.puente.extraction.v1.ConsentChangedRequest\x1a,.puente.extraction.v1.ConsentChangedResponse\"\a\x8a\xb5\x18\x03\n" +
+	"\x01\x06\x12\x83\x01\n" +
+	"\x13HandleUpstreamEvent\x120.puente.extraction.v1.HandleUpstreamEventRequest\x1a1.puente.extraction.v1.HandleUpstreamEventResponse\"\a\x8a\xb5\x18\x03\n" +
 	"\x01\x06B\xd2\x01\n" +
 	"\x18com.puente.extraction.v1B\x0fExtractionProtoP\x01Z3puente.dev/gen/go/puente/extraction/v1;extractionv1\xa2\x02\x03PEX\xaa\x02\x14Puente.Extraction.V1\xca\x02\x14Puente\\Extraction\\V1\xe2\x02 Puente\\Extraction\\V1\\GPBMetadata\xea\x02\x16Puente::Extraction::V1b\x06proto3"
 
@@ -3017,67 +3135,69 @@ func file_puente_extraction_v1_extraction_proto_rawDescGZIP() []byte {
 }
 
 var file_puente_extraction_v1_extraction_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_puente_extraction_v1_extraction_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_puente_extraction_v1_extraction_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_puente_extraction_v1_extraction_proto_goTypes = []any{
-	(AccountType)(0),                 // 0: puente.extraction.v1.AccountType
-	(TransactionStatus)(0),           // 1: puente.extraction.v1.TransactionStatus
-	(ExtractionStatus)(0),            // 2: puente.extraction.v1.ExtractionStatus
-	(ReportType)(0),                  // 3: puente.extraction.v1.ReportType
-	(ReportStatus)(0),                // 4: puente.extraction.v1.ReportStatus
-	(AccountResultStatus)(0),         // 5: puente.extraction.v1.AccountResultStatus
-	(*Balance)(nil),                  // 6: puente.extraction.v1.Balance
-	(*Account)(nil),                  // 7: puente.extraction.v1.Account
-	(*Counterparty)(nil),             // 8: puente.extraction.v1.Counterparty
-	(*Transaction)(nil),              // 9: puente.extraction.v1.Transaction
-	(*RemovedTransaction)(nil),       // 10: puente.extraction.v1.RemovedTransaction
-	(*Address)(nil),                  // 11: puente.extraction.v1.Address
-	(*Identity)(nil),                 // 12: puente.extraction.v1.Identity
-	(*Extraction)(nil),               // 13: puente.extraction.v1.Extraction
-	(*CreateExtractionRequest)(nil),  // 14: puente.extraction.v1.CreateExtractionRequest
-	(*CreateExtractionResponse)(nil), // 15: puente.extraction.v1.CreateExtractionResponse
-	(*GetExtractionRequest)(nil),     // 16: puente.extraction.v1.GetExtractionRequest
-	(*GetExtractionResponse)(nil),    // 17: puente.extraction.v1.GetExtractionResponse
-	(*ListAccountsRequest)(nil),      // 18: puente.extraction.v1.ListAccountsRequest
-	(*ListAccountsResponse)(nil),     // 19: puente.extraction.v1.ListAccountsResponse
-	(*GetAccountRequest)(nil),        // 20: puente.extraction.v1.GetAccountRequest
-	(*GetAccountResponse)(nil),       // 21: puente.extraction.v1.GetAccountResponse
-	(*ListTransactionsRequest)(nil),  // 22: puente.extraction.v1.ListTransactionsRequest
-	(*ListTransactionsResponse)(nil), // 23: puente.extraction.v1.ListTransactionsResponse
-	(*SyncTransactionsRequest)(nil),  // 24: puente.extraction.v1.SyncTransactionsRequest
-	(*SyncTransactionsResponse)(nil), // 25: puente.extraction.v1.SyncTransactionsResponse
-	(*GetIdentityRequest)(nil),       // 26: puente.extraction.v1.GetIdentityRequest
-	(*GetIdentityResponse)(nil),      // 27: puente.extraction.v1.GetIdentityResponse
-	(*CashFlowMonth)(nil),            // 28: puente.extraction.v1.CashFlowMonth
-	(*RecurringIncome)(nil),          // 29: puente.extraction.v1.RecurringIncome
-	(*CashFlowReport)(nil),           // 30: puente.extraction.v1.CashFlowReport
-	(*Report)(nil),                   // 31: puente.extraction.v1.Report
-	(*CreateReportRequest)(nil),      // 32: puente.extraction.v1.CreateReportRequest
-	(*CreateReportResponse)(nil),     // 33: puente.extraction.v1.CreateReportResponse
-	(*GetReportRequest)(nil),         // 34: puente.extraction.v1.GetReportRequest
-	(*GetReportResponse)(nil),        // 35: puente.extraction.v1.GetReportResponse
-	(*AccountResult)(nil),            // 36: puente.extraction.v1.AccountResult
-	(*RefreshConsentRequest)(nil),    // 37: puente.extraction.v1.RefreshConsentRequest
-	(*RefreshConsentResponse)(nil),   // 38: puente.extraction.v1.RefreshConsentResponse
-	(*ConsentChangedRequest)(nil),    // 39: puente.extraction.v1.ConsentChangedRequest
-	(*ConsentChangedResponse)(nil),   // 40: puente.extraction.v1.ConsentChangedResponse
-	(*timestamppb.Timestamp)(nil),    // 41: google.protobuf.Timestamp
-	(v1.ConsentStatus)(0),            // 42: puente.consent.v1.ConsentStatus
+	(AccountType)(0),                    // 0: puente.extraction.v1.AccountType
+	(TransactionStatus)(0),              // 1: puente.extraction.v1.TransactionStatus
+	(ExtractionStatus)(0),               // 2: puente.extraction.v1.ExtractionStatus
+	(ReportType)(0),                     // 3: puente.extraction.v1.ReportType
+	(ReportStatus)(0),                   // 4: puente.extraction.v1.ReportStatus
+	(AccountResultStatus)(0),            // 5: puente.extraction.v1.AccountResultStatus
+	(*Balance)(nil),                     // 6: puente.extraction.v1.Balance
+	(*Account)(nil),                     // 7: puente.extraction.v1.Account
+	(*Counterparty)(nil),                // 8: puente.extraction.v1.Counterparty
+	(*Transaction)(nil),                 // 9: puente.extraction.v1.Transaction
+	(*RemovedTransaction)(nil),          // 10: puente.extraction.v1.RemovedTransaction
+	(*Address)(nil),                     // 11: puente.extraction.v1.Address
+	(*Identity)(nil),                    // 12: puente.extraction.v1.Identity
+	(*Extraction)(nil),                  // 13: puente.extraction.v1.Extraction
+	(*CreateExtractionRequest)(nil),     // 14: puente.extraction.v1.CreateExtractionRequest
+	(*CreateExtractionResponse)(nil),    // 15: puente.extraction.v1.CreateExtractionResponse
+	(*GetExtractionRequest)(nil),        // 16: puente.extraction.v1.GetExtractionRequest
+	(*GetExtractionResponse)(nil),       // 17: puente.extraction.v1.GetExtractionResponse
+	(*ListAccountsRequest)(nil),         // 18: puente.extraction.v1.ListAccountsRequest
+	(*ListAccountsResponse)(nil),        // 19: puente.extraction.v1.ListAccountsResponse
+	(*GetAccountRequest)(nil),           // 20: puente.extraction.v1.GetAccountRequest
+	(*GetAccountResponse)(nil),          // 21: puente.extraction.v1.GetAccountResponse
+	(*ListTransactionsRequest)(nil),     // 22: puente.extraction.v1.ListTransactionsRequest
+	(*ListTransactionsResponse)(nil),    // 23: puente.extraction.v1.ListTransactionsResponse
+	(*SyncTransactionsRequest)(nil),     // 24: puente.extraction.v1.SyncTransactionsRequest
+	(*SyncTransactionsResponse)(nil),    // 25: puente.extraction.v1.SyncTransactionsResponse
+	(*GetIdentityRequest)(nil),          // 26: puente.extraction.v1.GetIdentityRequest
+	(*GetIdentityResponse)(nil),         // 27: puente.extraction.v1.GetIdentityResponse
+	(*CashFlowMonth)(nil),               // 28: puente.extraction.v1.CashFlowMonth
+	(*RecurringIncome)(nil),             // 29: puente.extraction.v1.RecurringIncome
+	(*CashFlowReport)(nil),              // 30: puente.extraction.v1.CashFlowReport
+	(*Report)(nil),                      // 31: puente.extraction.v1.Report
+	(*CreateReportRequest)(nil),         // 32: puente.extraction.v1.CreateReportRequest
+	(*CreateReportResponse)(nil),        // 33: puente.extraction.v1.CreateReportResponse
+	(*GetReportRequest)(nil),            // 34: puente.extraction.v1.GetReportRequest
+	(*GetReportResponse)(nil),           // 35: puente.extraction.v1.GetReportResponse
+	(*AccountResult)(nil),               // 36: puente.extraction.v1.AccountResult
+	(*RefreshConsentRequest)(nil),       // 37: puente.extraction.v1.RefreshConsentRequest
+	(*RefreshConsentResponse)(nil),      // 38: puente.extraction.v1.RefreshConsentResponse
+	(*ConsentChangedRequest)(nil),       // 39: puente.extraction.v1.ConsentChangedRequest
+	(*ConsentChangedResponse)(nil),      // 40: puente.extraction.v1.ConsentChangedResponse
+	(*HandleUpstreamEventRequest)(nil),  // 41: puente.extraction.v1.HandleUpstreamEventRequest
+	(*HandleUpstreamEventResponse)(nil), // 42: puente.extraction.v1.HandleUpstreamEventResponse
+	(*timestamppb.Timestamp)(nil),       // 43: google.protobuf.Timestamp
+	(v1.ConsentStatus)(0),               // 44: puente.consent.v1.ConsentStatus
 }
 var file_puente_extraction_v1_extraction_proto_depIdxs = []int32{
-	41, // 0: puente.extraction.v1.Balance.as_of_time:type_name -> google.protobuf.Timestamp
+	43, // 0: puente.extraction.v1.Balance.as_of_time:type_name -> google.protobuf.Timestamp
 	0,  // 1: puente.extraction.v1.Account.type:type_name -> puente.extraction.v1.AccountType
 	6,  // 2: puente.extraction.v1.Account.balance:type_name -> puente.extraction.v1.Balance
-	41, // 3: puente.extraction.v1.Account.create_time:type_name -> google.protobuf.Timestamp
-	41, // 4: puente.extraction.v1.Account.update_time:type_name -> google.protobuf.Timestamp
+	43, // 3: puente.extraction.v1.Account.create_time:type_name -> google.protobuf.Timestamp
+	43, // 4: puente.extraction.v1.Account.update_time:type_name -> google.protobuf.Timestamp
 	1,  // 5: puente.extraction.v1.Transaction.status:type_name -> puente.extraction.v1.TransactionStatus
 	8,  // 6: puente.extraction.v1.Transaction.counterparty:type_name -> puente.extraction.v1.Counterparty
-	41, // 7: puente.extraction.v1.Transaction.create_time:type_name -> google.protobuf.Timestamp
-	41, // 8: puente.extraction.v1.Transaction.update_time:type_name -> google.protobuf.Timestamp
+	43, // 7: puente.extraction.v1.Transaction.create_time:type_name -> google.protobuf.Timestamp
+	43, // 8: puente.extraction.v1.Transaction.update_time:type_name -> google.protobuf.Timestamp
 	11, // 9: puente.extraction.v1.Identity.addresses:type_name -> puente.extraction.v1.Address
-	41, // 10: puente.extraction.v1.Identity.update_time:type_name -> google.protobuf.Timestamp
+	43, // 10: puente.extraction.v1.Identity.update_time:type_name -> google.protobuf.Timestamp
 	2,  // 11: puente.extraction.v1.Extraction.status:type_name -> puente.extraction.v1.ExtractionStatus
-	41, // 12: puente.extraction.v1.Extraction.create_time:type_name -> google.protobuf.Timestamp
-	41, // 13: puente.extraction.v1.Extraction.finish_time:type_name -> google.protobuf.Timestamp
+	43, // 12: puente.extraction.v1.Extraction.create_time:type_name -> google.protobuf.Timestamp
+	43, // 13: puente.extraction.v1.Extraction.finish_time:type_name -> google.protobuf.Timestamp
 	13, // 14: puente.extraction.v1.CreateExtractionResponse.extraction:type_name -> puente.extraction.v1.Extraction
 	13, // 15: puente.extraction.v1.GetExtractionResponse.extraction:type_name -> puente.extraction.v1.Extraction
 	7,  // 16: puente.extraction.v1.ListAccountsResponse.accounts:type_name -> puente.extraction.v1.Account
@@ -3092,15 +3212,15 @@ var file_puente_extraction_v1_extraction_proto_depIdxs = []int32{
 	3,  // 25: puente.extraction.v1.Report.type:type_name -> puente.extraction.v1.ReportType
 	4,  // 26: puente.extraction.v1.Report.status:type_name -> puente.extraction.v1.ReportStatus
 	30, // 27: puente.extraction.v1.Report.cash_flow:type_name -> puente.extraction.v1.CashFlowReport
-	41, // 28: puente.extraction.v1.Report.create_time:type_name -> google.protobuf.Timestamp
-	41, // 29: puente.extraction.v1.Report.finish_time:type_name -> google.protobuf.Timestamp
+	43, // 28: puente.extraction.v1.Report.create_time:type_name -> google.protobuf.Timestamp
+	43, // 29: puente.extraction.v1.Report.finish_time:type_name -> google.protobuf.Timestamp
 	3,  // 30: puente.extraction.v1.CreateReportRequest.type:type_name -> puente.extraction.v1.ReportType
 	31, // 31: puente.extraction.v1.CreateReportResponse.report:type_name -> puente.extraction.v1.Report
 	31, // 32: puente.extraction.v1.GetReportResponse.report:type_name -> puente.extraction.v1.Report
 	5,  // 33: puente.extraction.v1.AccountResult.status:type_name -> puente.extraction.v1.AccountResultStatus
 	36, // 34: puente.extraction.v1.RefreshConsentResponse.accounts:type_name -> puente.extraction.v1.AccountResult
-	42, // 35: puente.extraction.v1.ConsentChangedRequest.status:type_name -> puente.consent.v1.ConsentStatus
-	41, // 36: puente.extraction.v1.ConsentChangedRequest.change_time:type_name -> google.protobuf.Timestamp
+	44, // 35: puente.extraction.v1.ConsentChangedRequest.status:type_name -> puente.consent.v1.ConsentStatus
+	43, // 36: puente.extraction.v1.ConsentChangedRequest.change_time:type_name -> google.protobuf.Timestamp
 	14, // 37: puente.extraction.v1.ExtractionService.CreateExtraction:input_type -> puente.extraction.v1.CreateExtractionRequest
 	16, // 38: puente.extraction.v1.ExtractionService.GetExtraction:input_type -> puente.extraction.v1.GetExtractionRequest
 	18, // 39: puente.extraction.v1.ExtractionService.ListAccounts:input_type -> puente.extraction.v1.ListAccountsRequest
@@ -3112,19 +3232,21 @@ var file_puente_extraction_v1_extraction_proto_depIdxs = []int32{
 	34, // 45: puente.extraction.v1.ExtractionService.GetReport:input_type -> puente.extraction.v1.GetReportRequest
 	37, // 46: puente.extraction.v1.ExtractionService.RefreshConsent:input_type -> puente.extraction.v1.RefreshConsentRequest
 	39, // 47: puente.extraction.v1.ExtractionService.ConsentChanged:input_type -> puente.extraction.v1.ConsentChangedRequest
-	15, // 48: puente.extraction.v1.ExtractionService.CreateExtraction:output_type -> puente.extraction.v1.CreateExtractionResponse
-	17, // 49: puente.extraction.v1.ExtractionService.GetExtraction:output_type -> puente.extraction.v1.GetExtractionResponse
-	19, // 50: puente.extraction.v1.ExtractionService.ListAccounts:output_type -> puente.extraction.v1.ListAccountsResponse
-	21, // 51: puente.extraction.v1.ExtractionService.GetAccount:output_type -> puente.extraction.v1.GetAccountResponse
-	23, // 52: puente.extraction.v1.ExtractionService.ListTransactions:output_type -> puente.extraction.v1.ListTransactionsResponse
-	25, // 53: puente.extraction.v1.ExtractionService.SyncTransactions:output_type -> puente.extraction.v1.SyncTransactionsResponse
-	27, // 54: puente.extraction.v1.ExtractionService.GetIdentity:output_type -> puente.extraction.v1.GetIdentityResponse
-	33, // 55: puente.extraction.v1.ExtractionService.CreateReport:output_type -> puente.extraction.v1.CreateReportResponse
-	35, // 56: puente.extraction.v1.ExtractionService.GetReport:output_type -> puente.extraction.v1.GetReportResponse
-	38, // 57: puente.extraction.v1.ExtractionService.RefreshConsent:output_type -> puente.extraction.v1.RefreshConsentResponse
-	40, // 58: puente.extraction.v1.ExtractionService.ConsentChanged:output_type -> puente.extraction.v1.ConsentChangedResponse
-	48, // [48:59] is the sub-list for method output_type
-	37, // [37:48] is the sub-list for method input_type
+	41, // 48: puente.extraction.v1.ExtractionService.HandleUpstreamEvent:input_type -> puente.extraction.v1.HandleUpstreamEventRequest
+	15, // 49: puente.extraction.v1.ExtractionService.CreateExtraction:output_type -> puente.extraction.v1.CreateExtractionResponse
+	17, // 50: puente.extraction.v1.ExtractionService.GetExtraction:output_type -> puente.extraction.v1.GetExtractionResponse
+	19, // 51: puente.extraction.v1.ExtractionService.ListAccounts:output_type -> puente.extraction.v1.ListAccountsResponse
+	21, // 52: puente.extraction.v1.ExtractionService.GetAccount:output_type -> puente.extraction.v1.GetAccountResponse
+	23, // 53: puente.extraction.v1.ExtractionService.ListTransactions:output_type -> puente.extraction.v1.ListTransactionsResponse
+	25, // 54: puente.extraction.v1.ExtractionService.SyncTransactions:output_type -> puente.extraction.v1.SyncTransactionsResponse
+	27, // 55: puente.extraction.v1.ExtractionService.GetIdentity:output_type -> puente.extraction.v1.GetIdentityResponse
+	33, // 56: puente.extraction.v1.ExtractionService.CreateReport:output_type -> puente.extraction.v1.CreateReportResponse
+	35, // 57: puente.extraction.v1.ExtractionService.GetReport:output_type -> puente.extraction.v1.GetReportResponse
+	38, // 58: puente.extraction.v1.ExtractionService.RefreshConsent:output_type -> puente.extraction.v1.RefreshConsentResponse
+	40, // 59: puente.extraction.v1.ExtractionService.ConsentChanged:output_type -> puente.extraction.v1.ConsentChangedResponse
+	42, // 60: puente.extraction.v1.ExtractionService.HandleUpstreamEvent:output_type -> puente.extraction.v1.HandleUpstreamEventResponse
+	49, // [49:61] is the sub-list for method output_type
+	37, // [37:49] is the sub-list for method input_type
 	37, // [37:37] is the sub-list for extension type_name
 	37, // [37:37] is the sub-list for extension extendee
 	0,  // [0:37] is the sub-list for field type_name
@@ -3142,7 +3264,7 @@ func file_puente_extraction_v1_extraction_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_puente_extraction_v1_extraction_proto_rawDesc), len(file_puente_extraction_v1_extraction_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   35,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,17 +19,18 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	ExtractionService_CreateExtraction_FullMethodName = "/puente.extraction.v1.ExtractionService/CreateExtraction"
-	ExtractionService_GetExtraction_FullMethodName    = "/puente.extraction.v1.ExtractionService/GetExtraction"
-	ExtractionService_ListAccounts_FullMethodName     = "/puente.extraction.v1.ExtractionService/ListAccounts"
-	ExtractionService_GetAccount_FullMethodName       = "/puente.extraction.v1.ExtractionService/GetAccount"
-	ExtractionService_ListTransactions_FullMethodName = "/puente.extraction.v1.ExtractionService/ListTransactions"
-	ExtractionService_SyncTransactions_FullMethodName = "/puente.extraction.v1.ExtractionService/SyncTransactions"
-	ExtractionService_GetIdentity_FullMethodName      = "/puente.extraction.v1.ExtractionService/GetIdentity"
-	ExtractionService_CreateReport_FullMethodName     = "/puente.extraction.v1.ExtractionService/CreateReport"
-	ExtractionService_GetReport_FullMethodName        = "/puente.extraction.v1.ExtractionService/GetReport"
-	ExtractionService_RefreshConsent_FullMethodName   = "/puente.extraction.v1.ExtractionService/RefreshConsent"
-	ExtractionService_ConsentChanged_FullMethodName   = "/puente.extraction.v1.ExtractionService/ConsentChanged"
+	ExtractionService_CreateExtraction_FullMethodName    = "/puente.extraction.v1.ExtractionService/CreateExtraction"
+	ExtractionService_GetExtraction_FullMethodName       = "/puente.extraction.v1.ExtractionService/GetExtraction"
+	ExtractionService_ListAccounts_FullMethodName        = "/puente.extraction.v1.ExtractionService/ListAccounts"
+	ExtractionService_GetAccount_FullMethodName          = "/puente.extraction.v1.ExtractionService/GetAccount"
+	ExtractionService_ListTransactions_FullMethodName    = "/puente.extraction.v1.ExtractionService/ListTransactions"
+	ExtractionService_SyncTransactions_FullMethodName    = "/puente.extraction.v1.ExtractionService/SyncTransactions"
+	ExtractionService_GetIdentity_FullMethodName         = "/puente.extraction.v1.ExtractionService/GetIdentity"
+	ExtractionService_CreateReport_FullMethodName        = "/puente.extraction.v1.ExtractionService/CreateReport"
+	ExtractionService_GetReport_FullMethodName           = "/puente.extraction.v1.ExtractionService/GetReport"
+	ExtractionService_RefreshConsent_FullMethodName      = "/puente.extraction.v1.ExtractionService/RefreshConsent"
+	ExtractionService_ConsentChanged_FullMethodName      = "/puente.extraction.v1.ExtractionService/ConsentChanged"
+	ExtractionService_HandleUpstreamEvent_FullMethodName = "/puente.extraction.v1.ExtractionService/HandleUpstreamEvent"
 )
 
 // ExtractionServiceClient is the client API for ExtractionService service.
@@ -71,6 +72,10 @@ type ExtractionServiceClient interface {
 	// ConsentChanged tells the service a consent reached a final status, so that its data is
 	// deleted on schedule. The consent service calls it.
 	ConsentChanged(ctx context.Context, in *ConsentChangedRequest, opts ...grpc.CallOption) (*ConsentChangedResponse, error)
+	// HandleUpstreamEvent takes an upstream provider's webhook, verified and recorded by the webhook
+	// service, and acts on what concerns this service (webhooks are hints: the service reads the
+	// truth from the upstream). Safe to repeat. Service token only.
+	HandleUpstreamEvent(ctx context.Context, in *HandleUpstreamEventRequest, opts ...grpc.CallOption) (*HandleUpstreamEventResponse, error)
 }
 
 type extractionServiceClient struct {
@@ -191,6 +196,16 @@ func (c *extractionServiceClient) ConsentChanged(ctx context.Context, in *Consen
 	return out, nil
 }
 
+func (c *extractionServiceClient) HandleUpstreamEvent(ctx context.Context, in *HandleUpstreamEventRequest, opts ...grpc.CallOption) (*HandleUpstreamEventResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(HandleUpstreamEventResponse)
+	err := c.cc.Invoke(ctx, ExtractionService_HandleUpstreamEvent_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ExtractionServiceServer is the server API for ExtractionService service.
 // All implementations must embed UnimplementedExtractionServiceServer
 // for forward compatibility.
@@ -230,6 +245,10 @@ type ExtractionServiceServer interface {
 	// ConsentChanged tells the service a consent reached a final status, so that its data is
 	// deleted on schedule. The consent service calls it.
 	ConsentChanged(context.Context, *ConsentChangedRequest) (*ConsentChangedResponse, error)
+	// HandleUpstreamEvent takes an upstream provider's webhook, verified and recorded by the webhook
+	// service, and acts on what concerns this service (webhooks are hints: the service reads the
+	// truth from the upstream). Safe to repeat. Service token only.
+	HandleUpstreamEvent(context.Context, *HandleUpstreamEventRequest) (*HandleUpstreamEventResponse, error)
 	mustEmbedUnimplementedExtractionServiceServer()
 }
 
@@ -272,6 +291,9 @@ func (UnimplementedExtractionServiceServer) RefreshConsent(context.Context, *Ref
 }
 func (UnimplementedExtractionServiceServer) ConsentChanged(context.Context, *ConsentChangedRequest) (*ConsentChangedResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ConsentChanged not implemented")
+}
+func (UnimplementedExtractionServiceServer) HandleUpstreamEvent(context.Context, *HandleUpstreamEventRequest) (*HandleUpstreamEventResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method HandleUpstreamEvent not implemented")
 }
 func (UnimplementedExtractionServiceServer) mustEmbedUnimplementedExtractionServiceServer() {}
 func (UnimplementedExtractionServiceServer) testEmbeddedByValue()                           {}
@@ -492,6 +514,24 @@ func _ExtractionService_ConsentChanged_Handler(srv interface{}, ctx context.Cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ExtractionService_HandleUpstreamEvent_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(HandleUpstreamEventRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ExtractionServiceServer).HandleUpstreamEvent(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ExtractionService_HandleUpstreamEvent_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ExtractionServiceServer).HandleUpstreamEvent(ctx, req.(*HandleUpstreamEventRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ExtractionService_ServiceDesc is the grpc.ServiceDesc for ExtractionService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -542,6 +582,10 @@ var ExtractionService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ConsentChanged",
 			Handler:    _ExtractionService_ConsentChanged_Handler,
+		},
+		{
+			MethodName: "HandleUpstreamEvent",
+			Handler:    _ExtractionService_HandleUpstreamEvent_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1241,6 +1241,114 @@ func (*ConsentChangedResponse) Descriptor() ([]byte, []int) {
 	return file_puente_sync_v1_sync_proto_rawDescGZIP(), []int{16}
 }
 
+type HandleUpstreamEventRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The provider's id: "klavi", "guiabolso", ...
+	Provider string `protobuf:"bytes,1,opt,name=provider,proto3" json:"provider,omitempty"`
+	// The provider's event type, when its scheme could read one.
+	EventType string `protobuf:"bytes,2,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
+	// The webhook's body, exactly as received.
+	Body []byte `protobuf:"bytes,3,opt,name=body,proto3" json:"body,omitempty"`
+	// The webhook service's id for it (inb_...), for logs.
+	InboundId     string `protobuf:"bytes,4,opt,name=inbound_id,json=inboundId,proto3" json:"inbound_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HandleUpstreamEventRequest) Reset() {
+	*x = HandleUpstreamEventRequest{}
+	mi := &file_puente_sync_v1_sync_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HandleUpstreamEventRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HandleUpstreamEventRequest) ProtoMessage() {}
+
+func (x *HandleUpstreamEventRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_puente_sync_v1_sync_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HandleUpstreamEventRequest.ProtoReflect.Descriptor instead.
+func (*HandleUpstreamEventRequest) Descriptor() ([]byte, []int) {
+	return file_puente_sync_v1_sync_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *HandleUpstreamEventRequest) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
+func (x *HandleUpstreamEventRequest) GetEventType() string {
+	if x != nil {
+		return x.EventType
+	}
+	return ""
+}
+
+func (x *HandleUpstreamEventRequest) GetBody() []byte {
+	if x != nil {
+		return x.Body
+	}
+	return nil
+}
+
+func (x *HandleUpstreamEventRequest) GetInboundId() string {
+	if x != nil {
+		return x.InboundId
+	}
+	return ""
+}
+
+type HandleUpstreamEventResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HandleUpstreamEventResponse) Reset() {
+	*x = HandleUpstreamEventResponse{}
+	mi := &file_puente_sync_v1_sync_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HandleUpstreamEventResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HandleUpstreamEventResponse) ProtoMessage() {}
+
+func (x *HandleUpstreamEventResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_puente_sync_v1_sync_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HandleUpstreamEventResponse.ProtoReflect.Descriptor instead.
+func (*HandleUpstreamEventResponse) Descriptor() ([]byte, []int) {
+	return file_puente_sync_v1_sync_proto_rawDescGZIP(), []int{18}
+}
+
 var File_puente_sync_v1_sync_proto protoreflect.FileDescriptor
 
 const file_puente_sync_v1_sync_proto_rawDesc = "" +
@@ -1332,7 +1440,15 @@ const file_puente_sync_v1_sync_proto_rawDesc = "" +
 	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x06status\x12;\n" +
 	"\vchange_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"changeTime\"\x18\n" +
-	"\x16ConsentChangedResponse*]\n" +
+	"\x16ConsentChangedResponse\"\xb6\x01\n" +
+	"\x1aHandleUpstreamEventRequest\x12%\n" +
+	"\bprovider\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\bprovider\x12'\n" +
+	"\n" +
+	"event_type\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\teventType\x12 \n" +
+	"\x04body\x18\x03 \x01(\fB\f\xbaH\x06z\x04\x18\x80\x80@\x80\x01\x01R\x04body\x12&\n" +
+	"\n" +
+	"inbound_id\x18\x04 \x01(\tB\a\xbaH\x04r\x02\x18@R\tinboundId\"\x1d\n" +
+	"\x1bHandleUpstreamEventResponse*]\n" +
 	"\n" +
 	"SyncStatus\x12\x1b\n" +
 	"\x17SYNC_STATUS_UNSPECIFIED\x10\x00\x12\x17\n" +
@@ -1348,7 +1464,7 @@ const file_puente_sync_v1_sync_proto_rawDesc = "" +
 	"\x13AccountResultStatus\x12%\n" +
 	"!ACCOUNT_RESULT_STATUS_UNSPECIFIED\x10\x00\x12!\n" +
 	"\x1dACCOUNT_RESULT_STATUS_SUCCESS\x10\x01\x12\x1f\n" +
-	"\x1bACCOUNT_RESULT_STATUS_ERROR\x10\x022\x84\x06\n" +
+	"\x1bACCOUNT_RESULT_STATUS_ERROR\x10\x022\xfd\x06\n" +
 	"\vSyncService\x12p\n" +
 	"\n" +
 	"CreateSync\x12!.puente.sync.v1.CreateSyncRequest\x1a\".puente.sync.v1.CreateSyncResponse\"\x1b\x8a\xb5\x18\x03\n" +
@@ -1362,6 +1478,8 @@ const file_puente_sync_v1_sync_proto_rawDesc = "" +
 	"\x0eUpdateSchedule\x12%.puente.sync.v1.UpdateScheduleRequest\x1a&.puente.sync.v1.UpdateScheduleResponse\"4\x8a\xb5\x18\x03\n" +
 	"\x01\x03\x82\xd3\xe4\x93\x02':\x01*2\"/v1/consents/{consent_id}/schedule\x12h\n" +
 	"\x0eConsentChanged\x12%.puente.sync.v1.ConsentChangedRequest\x1a&.puente.sync.v1.ConsentChangedResponse\"\a\x8a\xb5\x18\x03\n" +
+	"\x01\x06\x12w\n" +
+	"\x13HandleUpstreamEvent\x12*.puente.sync.v1.HandleUpstreamEventRequest\x1a+.puente.sync.v1.HandleUpstreamEventResponse\"\a\x8a\xb5\x18\x03\n" +
 	"\x01\x06B\xa2\x01\n" +
 	"\x12com.puente.sync.v1B\tSyncProtoP\x01Z'puente.dev/gen/go/puente/sync/v1;syncv1\xa2\x02\x03PSX\xaa\x02\x0ePuente.Sync.V1\xca\x02\x0ePuente\\Sync\\V1\xe2\x02\x1aPuente\\Sync\\V1\\GPBMetadata\xea\x02\x10Puente::Sync::V1b\x06proto3"
 
@@ -1378,65 +1496,69 @@ func file_puente_sync_v1_sync_proto_rawDescGZIP() []byte {
 }
 
 var file_puente_sync_v1_sync_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_puente_sync_v1_sync_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_puente_sync_v1_sync_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_puente_sync_v1_sync_proto_goTypes = []any{
-	(SyncStatus)(0),                 // 0: puente.sync.v1.SyncStatus
-	(UserResultStatus)(0),           // 1: puente.sync.v1.UserResultStatus
-	(AccountResultStatus)(0),        // 2: puente.sync.v1.AccountResultStatus
-	(*UserRef)(nil),                 // 3: puente.sync.v1.UserRef
-	(*Sync)(nil),                    // 4: puente.sync.v1.Sync
-	(*AccountResult)(nil),           // 5: puente.sync.v1.AccountResult
-	(*UserResult)(nil),              // 6: puente.sync.v1.UserResult
-	(*CreateSyncRequest)(nil),       // 7: puente.sync.v1.CreateSyncRequest
-	(*CreateSyncResponse)(nil),      // 8: puente.sync.v1.CreateSyncResponse
-	(*GetSyncRequest)(nil),          // 9: puente.sync.v1.GetSyncRequest
-	(*GetSyncResponse)(nil),         // 10: puente.sync.v1.GetSyncResponse
-	(*ListSyncResultsRequest)(nil),  // 11: puente.sync.v1.ListSyncResultsRequest
-	(*ListSyncResultsResponse)(nil), // 12: puente.sync.v1.ListSyncResultsResponse
-	(*Schedule)(nil),                // 13: puente.sync.v1.Schedule
-	(*GetScheduleRequest)(nil),      // 14: puente.sync.v1.GetScheduleRequest
-	(*GetScheduleResponse)(nil),     // 15: puente.sync.v1.GetScheduleResponse
-	(*UpdateScheduleRequest)(nil),   // 16: puente.sync.v1.UpdateScheduleRequest
-	(*UpdateScheduleResponse)(nil),  // 17: puente.sync.v1.UpdateScheduleResponse
-	(*ConsentChangedRequest)(nil),   // 18: puente.sync.v1.ConsentChangedRequest
-	(*ConsentChangedResponse)(nil),  // 19: puente.sync.v1.ConsentChangedResponse
-	(*timestamppb.Timestamp)(nil),   // 20: google.protobuf.Timestamp
-	(v1.ConsentStatus)(0),           // 21: puente.consent.v1.ConsentStatus
+	(SyncStatus)(0),                     // 0: puente.sync.v1.SyncStatus
+	(UserResultStatus)(0),               // 1: puente.sync.v1.UserResultStatus
+	(AccountResultStatus)(0),            // 2: puente.sync.v1.AccountResultStatus
+	(*UserRef)(nil),                     // 3: puente.sync.v1.UserRef
+	(*Sync)(nil),                        // 4: puente.sync.v1.Sync
+	(*AccountResult)(nil),               // 5: puente.sync.v1.AccountResult
+	(*UserResult)(nil),                  // 6: puente.sync.v1.UserResult
+	(*CreateSyncRequest)(nil),           // 7: puente.sync.v1.CreateSyncRequest
+	(*CreateSyncResponse)(nil),          // 8: puente.sync.v1.CreateSyncResponse
+	(*GetSyncRequest)(nil),              // 9: puente.sync.v1.GetSyncRequest
+	(*GetSyncResponse)(nil),             // 10: puente.sync.v1.GetSyncResponse
+	(*ListSyncResultsRequest)(nil),      // 11: puente.sync.v1.ListSyncResultsRequest
+	(*ListSyncResultsResponse)(nil),     // 12: puente.sync.v1.ListSyncResultsResponse
+	(*Schedule)(nil),                    // 13: puente.sync.v1.Schedule
+	(*GetScheduleRequest)(nil),          // 14: puente.sync.v1.GetScheduleRequest
+	(*GetScheduleResponse)(nil),         // 15: puente.sync.v1.GetScheduleResponse
+	(*UpdateScheduleRequest)(nil),       // 16: puente.sync.v1.UpdateScheduleRequest
+	(*UpdateScheduleResponse)(nil),      // 17: puente.sync.v1.UpdateScheduleResponse
+	(*ConsentChangedRequest)(nil),       // 18: puente.sync.v1.ConsentChangedRequest
+	(*ConsentChangedResponse)(nil),      // 19: puente.sync.v1.ConsentChangedResponse
+	(*HandleUpstreamEventRequest)(nil),  // 20: puente.sync.v1.HandleUpstreamEventRequest
+	(*HandleUpstreamEventResponse)(nil), // 21: puente.sync.v1.HandleUpstreamEventResponse
+	(*timestamppb.Timestamp)(nil),       // 22: google.protobuf.Timestamp
+	(v1.ConsentStatus)(0),               // 23: puente.consent.v1.ConsentStatus
 }
 var file_puente_sync_v1_sync_proto_depIdxs = []int32{
 	0,  // 0: puente.sync.v1.Sync.status:type_name -> puente.sync.v1.SyncStatus
-	20, // 1: puente.sync.v1.Sync.create_time:type_name -> google.protobuf.Timestamp
-	20, // 2: puente.sync.v1.Sync.complete_time:type_name -> google.protobuf.Timestamp
+	22, // 1: puente.sync.v1.Sync.create_time:type_name -> google.protobuf.Timestamp
+	22, // 2: puente.sync.v1.Sync.complete_time:type_name -> google.protobuf.Timestamp
 	2,  // 3: puente.sync.v1.AccountResult.status:type_name -> puente.sync.v1.AccountResultStatus
 	3,  // 4: puente.sync.v1.UserResult.user:type_name -> puente.sync.v1.UserRef
 	1,  // 5: puente.sync.v1.UserResult.status:type_name -> puente.sync.v1.UserResultStatus
 	5,  // 6: puente.sync.v1.UserResult.accounts:type_name -> puente.sync.v1.AccountResult
-	20, // 7: puente.sync.v1.UserResult.finish_time:type_name -> google.protobuf.Timestamp
+	22, // 7: puente.sync.v1.UserResult.finish_time:type_name -> google.protobuf.Timestamp
 	3,  // 8: puente.sync.v1.CreateSyncRequest.users:type_name -> puente.sync.v1.UserRef
 	4,  // 9: puente.sync.v1.CreateSyncResponse.sync:type_name -> puente.sync.v1.Sync
 	4,  // 10: puente.sync.v1.GetSyncResponse.sync:type_name -> puente.sync.v1.Sync
 	1,  // 11: puente.sync.v1.ListSyncResultsRequest.status:type_name -> puente.sync.v1.UserResultStatus
 	6,  // 12: puente.sync.v1.ListSyncResultsResponse.results:type_name -> puente.sync.v1.UserResult
-	20, // 13: puente.sync.v1.Schedule.next_run_time:type_name -> google.protobuf.Timestamp
-	20, // 14: puente.sync.v1.Schedule.last_run_time:type_name -> google.protobuf.Timestamp
+	22, // 13: puente.sync.v1.Schedule.next_run_time:type_name -> google.protobuf.Timestamp
+	22, // 14: puente.sync.v1.Schedule.last_run_time:type_name -> google.protobuf.Timestamp
 	13, // 15: puente.sync.v1.GetScheduleResponse.schedule:type_name -> puente.sync.v1.Schedule
 	13, // 16: puente.sync.v1.UpdateScheduleResponse.schedule:type_name -> puente.sync.v1.Schedule
-	21, // 17: puente.sync.v1.ConsentChangedRequest.status:type_name -> puente.consent.v1.ConsentStatus
-	20, // 18: puente.sync.v1.ConsentChangedRequest.change_time:type_name -> google.protobuf.Timestamp
+	23, // 17: puente.sync.v1.ConsentChangedRequest.status:type_name -> puente.consent.v1.ConsentStatus
+	22, // 18: puente.sync.v1.ConsentChangedRequest.change_time:type_name -> google.protobuf.Timestamp
 	7,  // 19: puente.sync.v1.SyncService.CreateSync:input_type -> puente.sync.v1.CreateSyncRequest
 	9,  // 20: puente.sync.v1.SyncService.GetSync:input_type -> puente.sync.v1.GetSyncRequest
 	11, // 21: puente.sync.v1.SyncService.ListSyncResults:input_type -> puente.sync.v1.ListSyncResultsRequest
 	14, // 22: puente.sync.v1.SyncService.GetSchedule:input_type -> puente.sync.v1.GetScheduleRequest
 	16, // 23: puente.sync.v1.SyncService.UpdateSchedule:input_type -> puente.sync.v1.UpdateScheduleRequest
 	18, // 24: puente.sync.v1.SyncService.ConsentChanged:input_type -> puente.sync.v1.ConsentChangedRequest
-	8,  // 25: puente.sync.v1.SyncService.CreateSync:output_type -> puente.sync.v1.CreateSyncResponse
-	10, // 26: puente.sync.v1.SyncService.GetSync:output_type -> puente.sync.v1.GetSyncResponse
-	12, // 27: puente.sync.v1.SyncService.ListSyncResults:output_type -> puente.sync.v1.ListSyncResultsResponse
-	15, // 28: puente.sync.v1.SyncService.GetSchedule:output_type -> puente.sync.v1.GetScheduleResponse
-	17, // 29: puente.sync.v1.SyncService.UpdateSchedule:output_type -> puente.sync.v1.UpdateScheduleResponse
-	19, // 30: puente.sync.v1.SyncService.ConsentChanged:output_type -> puente.sync.v1.ConsentChangedResponse
-	25, // [25:31] is the sub-list for method output_type
-	19, // [19:25] is the sub-list for method input_type
+	20, // 25: puente.sync.v1.SyncService.HandleUpstreamEvent:input_type -> puente.sync.v1.HandleUpstreamEventRequest
+	8,  // 26: puente.sync.v1.SyncService.CreateSync:output_type -> puente.sync.v1.CreateSyncResponse
+	10, // 27: puente.sync.v1.SyncService.GetSync:output_type -> puente.sync.v1.GetSyncResponse
+	12, // 28: puente.sync.v1.SyncService.ListSyncResults:output_type -> puente.sync.v1.ListSyncResultsResponse
+	15, // 29: puente.sync.v1.SyncService.GetSchedule:output_type -> puente.sync.v1.GetScheduleResponse
+	17, // 30: puente.sync.v1.SyncService.UpdateSchedule:output_type -> puente.sync.v1.UpdateScheduleResponse
+	19, // 31: puente.sync.v1.SyncService.ConsentChanged:output_type -> puente.sync.v1.ConsentChangedResponse
+	21, // 32: puente.sync.v1.SyncService.HandleUpstreamEvent:output_type -> puente.sync.v1.HandleUpstreamEventResponse
+	26, // [26:33] is the sub-list for method output_type
+	19, // [19:26] is the sub-list for method input_type
 	19, // [19:19] is the sub-list for extension type_name
 	19, // [19:19] is the sub-list for extension extendee
 	0,  // [0:19] is the sub-list for field type_name
@@ -1458,7 +1580,7 @@ func file_puente_sync_v1_sync_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_puente_sync_v1_sync_proto_rawDesc), len(file_puente_sync_v1_sync_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   17,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

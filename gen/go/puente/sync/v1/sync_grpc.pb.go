@@ -19,12 +19,13 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	SyncService_CreateSync_FullMethodName      = "/puente.sync.v1.SyncService/CreateSync"
-	SyncService_GetSync_FullMethodName         = "/puente.sync.v1.SyncService/GetSync"
-	SyncService_ListSyncResults_FullMethodName = "/puente.sync.v1.SyncService/ListSyncResults"
-	SyncService_GetSchedule_FullMethodName     = "/puente.sync.v1.SyncService/GetSchedule"
-	SyncService_UpdateSchedule_FullMethodName  = "/puente.sync.v1.SyncService/UpdateSchedule"
-	SyncService_ConsentChanged_FullMethodName  = "/puente.sync.v1.SyncService/ConsentChanged"
+	SyncService_CreateSync_FullMethodName          = "/puente.sync.v1.SyncService/CreateSync"
+	SyncService_GetSync_FullMethodName             = "/puente.sync.v1.SyncService/GetSync"
+	SyncService_ListSyncResults_FullMethodName     = "/puente.sync.v1.SyncService/ListSyncResults"
+	SyncService_GetSchedule_FullMethodName         = "/puente.sync.v1.SyncService/GetSchedule"
+	SyncService_UpdateSchedule_FullMethodName      = "/puente.sync.v1.SyncService/UpdateSchedule"
+	SyncService_ConsentChanged_FullMethodName      = "/puente.sync.v1.SyncService/ConsentChanged"
+	SyncService_HandleUpstreamEvent_FullMethodName = "/puente.sync.v1.SyncService/HandleUpstreamEvent"
 )
 
 // SyncServiceClient is the client API for SyncService service.
@@ -49,6 +50,10 @@ type SyncServiceClient interface {
 	// ConsentChanged tells the service a consent's status changed: an AUTHORISED consent gets a
 	// schedule, a final one loses it. The consent service calls it.
 	ConsentChanged(ctx context.Context, in *ConsentChangedRequest, opts ...grpc.CallOption) (*ConsentChangedResponse, error)
+	// HandleUpstreamEvent takes an upstream provider's webhook, verified and recorded by the webhook
+	// service, and acts on what concerns this service (webhooks are hints: the service reads the
+	// truth from the upstream). Safe to repeat. Service token only.
+	HandleUpstreamEvent(ctx context.Context, in *HandleUpstreamEventRequest, opts ...grpc.CallOption) (*HandleUpstreamEventResponse, error)
 }
 
 type syncServiceClient struct {
@@ -119,6 +124,16 @@ func (c *syncServiceClient) ConsentChanged(ctx context.Context, in *ConsentChang
 	return out, nil
 }
 
+func (c *syncServiceClient) HandleUpstreamEvent(ctx context.Context, in *HandleUpstreamEventRequest, opts ...grpc.CallOption) (*HandleUpstreamEventResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(HandleUpstreamEventResponse)
+	err := c.cc.Invoke(ctx, SyncService_HandleUpstreamEvent_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SyncServiceServer is the server API for SyncService service.
 // All implementations must embed UnimplementedSyncServiceServer
 // for forward compatibility.
@@ -141,6 +156,10 @@ type SyncServiceServer interface {
 	// ConsentChanged tells the service a consent's status changed: an AUTHORISED consent gets a
 	// schedule, a final one loses it. The consent service calls it.
 	ConsentChanged(context.Context, *ConsentChangedRequest) (*ConsentChangedResponse, error)
+	// HandleUpstreamEvent takes an upstream provider's webhook, verified and recorded by the webhook
+	// service, and acts on what concerns this service (webhooks are hints: the service reads the
+	// truth from the upstream). Safe to repeat. Service token only.
+	HandleUpstreamEvent(context.Context, *HandleUpstreamEventRequest) (*HandleUpstreamEventResponse, error)
 	mustEmbedUnimplementedSyncServiceServer()
 }
 
@@ -168,6 +187,9 @@ func (UnimplementedSyncServiceServer) UpdateSchedule(context.Context, *UpdateSch
 }
 func (UnimplementedSyncServiceServer) ConsentChanged(context.Context, *ConsentChangedRequest) (*ConsentChangedResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ConsentChanged not implemented")
+}
+func (UnimplementedSyncServiceServer) HandleUpstreamEvent(context.Context, *HandleUpstreamEventRequest) (*HandleUpstreamEventResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method HandleUpstreamEvent not implemented")
 }
 func (UnimplementedSyncServiceServer) mustEmbedUnimplementedSyncServiceServer() {}
 func (UnimplementedSyncServiceServer) testEmbeddedByValue()                     {}
@@ -298,6 +320,24 @@ func _SyncService_ConsentChanged_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SyncService_HandleUpstreamEvent_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(HandleUpstreamEventRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SyncServiceServer).HandleUpstreamEvent(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SyncService_HandleUpstreamEvent_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SyncServiceServer).HandleUpstreamEvent(ctx, req.(*HandleUpstreamEventRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // SyncService_ServiceDesc is the grpc.ServiceDesc for SyncService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -328,6 +368,10 @@ var SyncService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ConsentChanged",
 			Handler:    _SyncService_ConsentChanged_Handler,
+		},
+		{
+			MethodName: "HandleUpstreamEvent",
+			Handler:    _SyncService_HandleUpstreamEvent_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
