@@ -45,6 +45,9 @@ require (
 	google.golang.org/grpc v1.85.0
 	google.golang.org/protobuf v1.36.12
 	puente.dev/gen v0.0.0
+	puente.dev/services/providersim v0.0.0
 )
 
 replace puente.dev/gen => ../gen
+
+replace puente.dev/services/providersim => ../services/providersim

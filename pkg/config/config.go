@@ -91,6 +91,12 @@ func set(v reflect.Value, raw string) error {
 			return fmt.Errorf("not an integer")
 		}
 		v.SetInt(n)
+	case reflect.Float64:
+		f, err := strconv.ParseFloat(raw, 64)
+		if err != nil {
+			return fmt.Errorf("not a number")
+		}
+		v.SetFloat(f)
 	default:
 		return fmt.Errorf("unsupported field type %s", v.Type())
 	}

@@ -11,6 +11,8 @@ require (
 	puente.dev/pkg v0.0.0
 )
 
+require golang.org/x/time v0.16.0 // indirect
+
 require (
 	buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go v1.36.12-20260825204119-511051f7f437.2 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
@@ -33,9 +35,12 @@ require (
 	golang.org/x/text v0.43.0 // indirect
 	google.golang.org/genproto/googleapis/api v0.0.0-20261019180522-ce908d29299b // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20261019180522-ce908d29299b // indirect
+	puente.dev/services/providersim v0.0.0
 )
 
 replace (
 	puente.dev/gen => ../../gen
 	puente.dev/pkg => ../../pkg
 )
+
+replace puente.dev/services/providersim => ../../services/providersim

@@ -33,9 +33,12 @@ require (
 	golang.org/x/text v0.43.0 // indirect
 	google.golang.org/genproto/googleapis/api v0.0.0-20261019180522-ce908d29299b // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20261019180522-ce908d29299b // indirect
+	puente.dev/services/providersim v0.0.0
 )
 
 replace (
 	puente.dev/gen => ../../gen
 	puente.dev/pkg => ../../pkg
 )
+
+replace puente.dev/services/providersim => ../../services/providersim

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -72,6 +73,13 @@ func devCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		cfg.DatabaseURL = cluster.URL("puente")
 		log.Info("local postgres", "dir", filepath.Join(dataDir, "postgres"))
+	}
+	if lookupBool(lookup, "PUENTE_DEV_SIMULATORS", true) {
+		stop, err := startSimulators(ctx, &cfg, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	return serve(ctx, cfg, suite.Names, log, func(s *suite.Suite) error {
 		c, err := sandboxClient(ctx, s.GRPCAddr(), cfg.AdminToken, filepath.Join(dataDir, "sandbox-client.json"))
@@ -264,4 +272,17 @@ func sandboxClient(ctx context.Context, grpcAddr, adminToken, path string) (clie
 	c = clientCredentials{ClientID: resp.GetClient().GetId(), ClientSecret: resp.GetApiKey().GetSecret()}
 	b, _ := json.MarshalIndent(c, "", "  ")
 	return c, writePrivate(path, b)
+}
+
+// lookupBool reads a boolean setting, def when unset or unreadable.
+func lookupBool(lookup func(string) (string, bool), key string, def bool) bool {
+	v, ok := lookup(key)
+	if !ok {
+		return def
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return def
+	}
+	return b
 }

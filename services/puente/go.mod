@@ -20,6 +20,8 @@ require (
 	puente.dev/services/webhook v0.0.0
 )
 
+require golang.org/x/time v0.16.0 // indirect
+
 require (
 	buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go v1.36.12-20260825204119-511051f7f437.2 // indirect
 	buf.build/go/protovalidate v1.4.0 // indirect
@@ -52,6 +54,7 @@ require (
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/text v0.43.0 // indirect
 	google.golang.org/genproto/googleapis/api v0.0.0-20261019180522-ce908d29299b // indirect
+	puente.dev/services/providersim v0.0.0
 )
 
 replace (
@@ -65,3 +68,5 @@ replace (
 	puente.dev/services/sync => ../sync
 	puente.dev/services/webhook => ../webhook
 )
+
+replace puente.dev/services/providersim => ../../services/providersim

@@ -1,9 +1,19 @@
 package syncfy
 
+import "time"
+
 // Config is how Puente reaches syncfy. Empty URL: the provider is off.
 type Config struct {
 	// URL is the API's base URL (the simulator's, under make run and in tests).
 	URL string `env:"PUENTE_SYNCFY_URL"`
+	// APIKey is Puente's Syncfy API key (sandbox or production): it manages users and sessions
+	// and reads the catalogues. It never leaves the server.
+	APIKey string `env:"PUENTE_SYNCFY_API_KEY"`
+	// Timeout bounds one call to Syncfy (0: 30 s).
+	Timeout time.Duration `env:"PUENTE_SYNCFY_TIMEOUT" default:"30s"`
+	// RatePerSecond bounds calls from this process (0: RatePerSecond, Syncfy's documented 5/s).
+	// Only a simulator may be called faster.
+	RatePerSecond float64 `env:"PUENTE_SYNCFY_RATE_PER_SECOND"`
 }
 
 // Enabled reports whether the provider is configured.
