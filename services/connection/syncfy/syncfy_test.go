@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http/httptest"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	upsyncfy "puente.dev/pkg/upstream/syncfy"
@@ -325,4 +327,20 @@ func TestAStatusReadThatKeepsFailingIsRetriedByTheJob(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, connection.Failed, bad.Status)
 	require.Equal(t, "UPSTREAM_BAD_RESPONSE", bad.UpstreamCode)
+}
+
+func TestConcurrentLoginsOfOneUserMakeOneSyncfyUser(t *testing.T) {
+	b := setup(t)
+	l := connection.Login{UserID: "usr_many", Institution: b.institution(t, syncfysim.SiteNormal), Credentials: testCreds}
+	var wg sync.WaitGroup
+	for range 5 {
+		wg.Go(func() {
+			out, err := b.prov.Start(context.Background(), l)
+			assert.NoError(t, err)
+			assert.Equal(t, connection.Running, out.Status)
+		})
+	}
+	wg.Wait()
+	require.Equal(t, 1, b.sim.Users())
+	require.Equal(t, 1, b.sim.Requests("/v1/sessions"), "one session token, shared")
 }

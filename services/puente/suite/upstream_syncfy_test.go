@@ -107,13 +107,20 @@ func timelineCodes(con map[string]any) []string {
 	return out
 }
 
-// readData extracts a consent's accounts and transactions and reads them through REST.
-func (b *syncfyBundle) readData(consentID string) (accounts []any, txns map[string][]any) {
+// authorised waits for the consent to be AUTHORISED (the connection service settles it after
+// the connection succeeds).
+func (b *syncfyBundle) authorised(consentID string) {
 	b.t.Helper()
 	waitUntil(b.t, 20*time.Second, "the consent is authorised", func() (bool, string) {
 		r := b.do(http.MethodGet, "/v1/consents/"+consentID, b.c.Token, nil)
 		return str(r.JSON, "consent", "status") == "CONSENT_STATUS_AUTHORISED", r.Raw
 	})
+}
+
+// readData extracts a consent's accounts and transactions and reads them through REST.
+func (b *syncfyBundle) readData(consentID string) (accounts []any, txns map[string][]any) {
+	b.t.Helper()
+	b.authorised(consentID)
 	for _, product := range []string{"ACCOUNTS", "TRANSACTIONS"} {
 		r := b.do(http.MethodPost, "/v1/extractions", b.c.Token, map[string]any{"consent_id": consentID, "product": product})
 		require.Equal(b.t, http.StatusOK, r.Status, r.Raw)
@@ -317,6 +324,7 @@ func TestUpstreamSyncfyFaultsLeaveAClearFailure(t *testing.T) {
 	t.Run("garbage while reading data", func(t *testing.T) {
 		conID, consentID := b.start(b.newUser(b.c, "u-data"), syncfysim.SiteNormal, syncfyTest)
 		b.connectionReaches(conID, "CONNECTION_STATUS_SUCCEEDED")
+		b.authorised(consentID)
 		b.sim.Fault("/v1/transactions", syncfysim.Garbage)
 		defer b.sim.Fault("/v1/transactions", syncfysim.NoFault)
 		r := b.do(http.MethodPost, "/v1/extractions", b.c.Token, map[string]any{"consent_id": consentID, "product": "TRANSACTIONS"})
