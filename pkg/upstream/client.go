@@ -375,4 +375,3 @@ func errorClass(err error) string {
 	}
 	return "transport error"
 }
-

@@ -2,10 +2,10 @@
 package postgres
 
 import (
-	"errors"
 	"context"
 	"embed"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
