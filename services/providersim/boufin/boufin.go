@@ -18,6 +18,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"puente.dev/services/providersim"
 )
 
 // Options configure a Server.
@@ -287,14 +289,7 @@ func (s *Server) fault(w http.ResponseWriter, r *http.Request) bool {
 		case <-s.closed:
 		}
 	case FaultDrop:
-		hj, ok := w.(http.Hijacker)
-		if !ok {
-			panic(http.ErrAbortHandler)
-		}
-		conn, _, err := hj.Hijack()
-		if err == nil {
-			conn.Close()
-		}
+		providersim.Drop(w)
 	default:
 		return false
 	}

@@ -19,6 +19,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"puente.dev/services/providersim"
 )
 
 // Routes and the page, as the API names them.
@@ -275,11 +277,7 @@ func (s *Server) inject(w http.ResponseWriter, r *http.Request, f Fault) bool {
 		case <-s.done:
 		}
 	case Drop:
-		if hj, ok := w.(http.Hijacker); ok {
-			if c, _, err := hj.Hijack(); err == nil {
-				c.Close()
-			}
-		}
+		providersim.Drop(w)
 	default:
 		return false
 	}

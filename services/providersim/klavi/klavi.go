@@ -27,6 +27,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"puente.dev/services/providersim"
 )
 
 // Scenario tax ids and institutions.
@@ -224,13 +226,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	case Drop:
-		if hj, ok := w.(http.Hijacker); ok {
-			if conn, _, err := hj.Hijack(); err == nil {
-				conn.Close()
-				return
-			}
-		}
-		panic(http.ErrAbortHandler)
+		providersim.Drop(w)
 	case Unavailable:
 		writeJSON(w, http.StatusServiceUnavailable, errBody(503, "Service Unavailable", "maintenance"))
 		return

@@ -26,6 +26,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"puente.dev/services/providersim"
 )
 
 // Options configure a Server.
@@ -259,14 +261,7 @@ func (s *Server) inject(w http.ResponseWriter, r *http.Request, f Fault) {
 		case <-s.done:
 		}
 	case Drop:
-		hj, ok := w.(http.Hijacker)
-		if !ok {
-			panic(http.ErrAbortHandler)
-		}
-		conn, _, err := hj.Hijack()
-		if err == nil {
-			conn.Close()
-		}
+		providersim.Drop(w)
 	}
 }
 

@@ -21,6 +21,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"puente.dev/services/providersim"
 )
 
 // Options configure a Server.
@@ -259,13 +261,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	case Drop:
-		if hj, ok := w.(http.Hijacker); ok {
-			if conn, _, err := hj.Hijack(); err == nil {
-				conn.Close()
-				return
-			}
-		}
-		panic(http.ErrAbortHandler)
+		providersim.Drop(w)
 	case Unavailable:
 		fail(w, http.StatusServiceUnavailable, "Service Unavailable")
 		return
