@@ -145,6 +145,17 @@ func Advance(ctx context.Context, tx Tx, uniqueKey string) error {
 	return nil
 }
 
+// AdvanceTo makes the pending job with uniqueKey due at `at` when it waits for later (a job
+// gathering work: each new piece pulls the job's next run to at most a short delay away). It
+// does nothing to a running or finished job, nor to one due sooner. No worker is woken: at is
+// meant to be in the future, which the workers' polling finds.
+func AdvanceTo(ctx context.Context, tx Tx, uniqueKey string, at time.Time) error {
+	if _, err := tx.Exec(ctx, `UPDATE jobs SET run_at = $2 WHERE unique_key = $1 AND state = 'available' AND run_at > $2`, uniqueKey, at); err != nil {
+		return fmt.Errorf("jobs: advance %s: %w", uniqueKey, err)
+	}
+	return nil
+}
+
 // Cancel wraps err so that the job fails at once, without the retries it has left. A Handler
 // returns it for errors that retrying cannot fix (bad args, a refusal from upstream).
 func Cancel(err error) error { return &cancelError{err} }

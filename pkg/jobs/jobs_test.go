@@ -788,3 +788,36 @@ func TestLogsNeverHoldArgs(t *testing.T) {
 	require.NotContains(t, out, "Secretname")
 	require.NotContains(t, out, "ES9121000418450200051332")
 }
+
+func TestAdvanceToPullsAWaitingJobEarlierNeverLater(t *testing.T) {
+	ctx, _, pool := setup(t)
+	clk := newClock()
+	var runs atomic.Int32
+	w := jobs.NewWorker(jobs.Options{Pool: pool, Logger: logger(t), Now: clk.Now, Handlers: map[string]jobs.Handler{
+		"gather": func(ctx context.Context, j jobs.Job) error { runs.Add(1); return nil },
+	}})
+	far := clk.Now().Add(time.Hour)
+	enqueue(t, pool, "gather", nil, jobs.EnqueueOptions{RunAt: far, UniqueKey: "g"})
+
+	// Later than it is due: nothing changes.
+	require.NoError(t, jobs.AdvanceTo(ctx, pool, "g", far.Add(time.Minute)))
+	require.True(t, onlyRow(t, pool).RunAt.Equal(far))
+	// Sooner: it is due then, and runs then, not before.
+	soon := clk.Now().Add(2 * time.Second)
+	require.NoError(t, jobs.AdvanceTo(ctx, pool, "g", soon))
+	require.True(t, onlyRow(t, pool).RunAt.Equal(soon))
+	ran, err := w.RunOnce(ctx)
+	require.NoError(t, err)
+	require.Zero(t, ran)
+	clk.Set(soon)
+	ran, err = w.RunOnce(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, ran)
+
+	// A finished job is left alone.
+	require.NoError(t, jobs.AdvanceTo(ctx, pool, "g", soon.Add(-time.Minute)))
+	r := onlyRow(t, pool)
+	require.Equal(t, "done", r.State)
+	require.True(t, r.RunAt.Equal(soon))
+	require.EqualValues(t, 1, runs.Load())
+}

@@ -130,6 +130,9 @@ const (
 	ReasonLoginRequired        = "LOGIN_REQUIRED"
 	ReasonNoProvider           = "PROVIDER_NOT_SUPPORTED"
 	ReasonInternal             = "INTERNAL"
+	// ReasonUpstreamSyncFailed: the provider's own synchronization of the account failed (its
+	// data is as the provider last had it).
+	ReasonUpstreamSyncFailed = "UPSTREAM_SYNC_FAILED"
 )
 
 // reasonOf is the reason to report for err.
@@ -279,9 +282,10 @@ type Report struct {
 
 // AccountResult is how refreshing one account went.
 type AccountResult struct {
-	AccountID string
-	OK        bool
-	Reason    string
+	AccountID  string
+	UpstreamID string // the provider's id of the account
+	OK         bool
+	Reason     string
 }
 
 // RefreshResult is how refreshing a consent went: per account, or Reason when nothing could be

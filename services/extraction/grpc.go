@@ -152,7 +152,7 @@ func (g *GRPC) GetReport(ctx context.Context, req *extractionv1.GetReportRequest
 }
 
 func (g *GRPC) RefreshConsent(ctx context.Context, req *extractionv1.RefreshConsentRequest) (*extractionv1.RefreshConsentResponse, error) {
-	r, err := g.svc.RefreshConsent(ctx, caller.From(ctx), req.GetClientId(), req.GetConsentId())
+	r, err := g.svc.RefreshConsent(ctx, caller.From(ctx), req.GetClientId(), req.GetConsentId(), req.GetUpstreamFailedAccountIds()...)
 	if err != nil {
 		return nil, err
 	}

@@ -355,7 +355,10 @@ func (s *Service) GetExtraction(ctx context.Context, p caller.Principal, id stri
 // RefreshConsent pulls what a consent covers of accounts, balances and transactions now, for
 // another service (the sync service). A consent that cannot be refreshed is a result with a
 // reason, not an error: errors are for what a retry may fix.
-func (s *Service) RefreshConsent(ctx context.Context, p caller.Principal, clientID, consentID string) (RefreshResult, error) {
+//
+// upstreamFailed are the provider's ids of accounts whose synchronization the provider reported
+// failing (a sync's batch refresh): their results are ERROR UPSTREAM_SYNC_FAILED.
+func (s *Service) RefreshConsent(ctx context.Context, p caller.Principal, clientID, consentID string, upstreamFailed ...string) (RefreshResult, error) {
 	if p.Kind != apiv1.Principal_PRINCIPAL_SERVICE {
 		return RefreshResult{}, ErrPermissionDenied
 	}
@@ -382,6 +385,11 @@ func (s *Service) RefreshConsent(ctx context.Context, p caller.Principal, client
 	}
 	if !slices.Contains(products, ProductTransactions) {
 		r.Counts = Counts{} // the response counts transactions only
+	}
+	for i, a := range r.Accounts {
+		if a.OK && slices.Contains(upstreamFailed, a.UpstreamID) {
+			r.Accounts[i].OK, r.Accounts[i].Reason = false, ReasonUpstreamSyncFailed
+		}
 	}
 	return r, err
 }
@@ -415,7 +423,7 @@ func (s *Service) pull(ctx context.Context, c Consent, products []string) (Refre
 			r.Counts.add(counts)
 		}
 		for _, a := range accs {
-			res := AccountResult{AccountID: a.ID, OK: true}
+			res := AccountResult{AccountID: a.ID, UpstreamID: a.UpstreamAccount.ID, OK: true}
 			if slices.Contains(products, ProductTransactions) {
 				if counts, err := s.pullTransactions(ctx, link, prov, a, now); err != nil {
 					var pe *ProviderError

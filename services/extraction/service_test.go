@@ -865,8 +865,8 @@ func TestRefreshConsent(t *testing.T) {
 		accs := b.accounts(t, c)
 		credit, checking := accountOfType(t, accs, "CREDIT"), accountOfType(t, accs, "DEPOSITORY")
 		require.ElementsMatch(t, []extraction.AccountResult{
-			{AccountID: credit.ID, OK: false, Reason: "INSTITUTION_UNAVAILABLE"},
-			{AccountID: checking.ID, OK: true},
+			{AccountID: credit.ID, UpstreamID: credit.UpstreamAccount.ID, OK: false, Reason: "INSTITUTION_UNAVAILABLE"},
+			{AccountID: checking.ID, UpstreamID: checking.UpstreamAccount.ID, OK: true},
 		}, r.Accounts)
 		require.Equal(t, extraction.Counts{Added: len(bk.Transactions[checkingUp.ID])}, r.Counts)
 
@@ -883,6 +883,21 @@ func TestRefreshConsent(t *testing.T) {
 		require.Equal(t, extractionv1.AccountResultStatus_ACCOUNT_RESULT_STATUS_ERROR, byID[credit.ID].GetStatus())
 		require.Equal(t, "INSTITUTION_UNAVAILABLE", byID[credit.ID].GetReason())
 		require.Equal(t, extractionv1.AccountResultStatus_ACCOUNT_RESULT_STATUS_SUCCESS, byID[checking.ID].GetStatus())
+
+		// The provider's own synchronization failed for the checking account (a batch refresh's
+		// webhook said so): its result is ERROR, an id the consent does not hold changes nothing.
+		resp, err = b.api.RefreshConsent(caller.With(b.ctx, serviceP), &extractionv1.RefreshConsentRequest{
+			ClientId: b.client, ConsentId: c.ID, UpstreamFailedAccountIds: []string{checking.UpstreamAccount.ID, "no-such-account"},
+		})
+		require.NoError(t, err)
+		for _, a := range resp.GetAccounts() {
+			require.Equal(t, extractionv1.AccountResultStatus_ACCOUNT_RESULT_STATUS_ERROR, a.GetStatus())
+			if a.GetAccountId() == checking.ID {
+				require.Equal(t, "UPSTREAM_SYNC_FAILED", a.GetReason())
+			} else {
+				require.Equal(t, "INSTITUTION_UNAVAILABLE", a.GetReason(), "a failure of Puente's own read is kept")
+			}
+		}
 
 		// An extraction of the transactions succeeds, saying it is partial.
 		e := b.extract(t, c, extraction.ProductTransactions)

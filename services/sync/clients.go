@@ -7,6 +7,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	authtokenv1 "puente.dev/gen/go/puente/authtoken/v1"
+	connectionv1 "puente.dev/gen/go/puente/connection/v1"
 	consentv1 "puente.dev/gen/go/puente/consent/v1"
 	extractionv1 "puente.dev/gen/go/puente/extraction/v1"
 )
@@ -75,7 +76,7 @@ func (c ConsentsClient) ListAuthorised(ctx context.Context, clientID, userID str
 			return nil, fmt.Errorf("list consents with the consent service: %w", err)
 		}
 		for _, cn := range resp.GetConsents() {
-			out = append(out, Consent{ID: cn.GetId(), InstitutionID: cn.GetInstitutionId()})
+			out = append(out, Consent{ID: cn.GetId(), InstitutionID: cn.GetInstitutionId(), ConnectionID: cn.GetConnectionId()})
 		}
 		if token = resp.GetNextPageToken(); token == "" {
 			return out, nil
@@ -100,9 +101,9 @@ var accountStatusOf = map[extractionv1.AccountResultStatus]AccountStatus{
 	extractionv1.AccountResultStatus_ACCOUNT_RESULT_STATUS_ERROR:   AccountError,
 }
 
-func (r RefresherClient) Refresh(ctx context.Context, clientID, consentID string) (Refresh, error) {
+func (r RefresherClient) Refresh(ctx context.Context, clientID, consentID string, upstreamFailed []string) (Refresh, error) {
 	resp, err := r.client.RefreshConsent(asService(ctx, r.token), &extractionv1.RefreshConsentRequest{
-		ClientId: clientID, ConsentId: consentID,
+		ClientId: clientID, ConsentId: consentID, UpstreamFailedAccountIds: upstreamFailed,
 	})
 	if err != nil {
 		return Refresh{}, fmt.Errorf("refresh consent with the extraction service: %w", err)
@@ -119,4 +120,23 @@ func (r RefresherClient) Refresh(ctx context.Context, clientID, consentID string
 		out.Accounts = append(out.Accounts, AccountRefresh{AccountID: a.GetAccountId(), Status: st, Reason: a.GetReason()})
 	}
 	return out, nil
+}
+
+// CatalogClient is Catalog over the connection service's InstitutionService.GetInstitution.
+type CatalogClient struct {
+	client connectionv1.InstitutionServiceClient
+	token  string
+}
+
+// NewCatalogClient returns a Catalog calling c with serviceToken.
+func NewCatalogClient(c connectionv1.InstitutionServiceClient, serviceToken string) CatalogClient {
+	return CatalogClient{client: c, token: serviceToken}
+}
+
+func (c CatalogClient) Provider(ctx context.Context, institutionID string) (string, error) {
+	resp, err := c.client.GetInstitution(asService(ctx, c.token), &connectionv1.GetInstitutionRequest{Id: institutionID})
+	if err != nil {
+		return "", fmt.Errorf("get institution from the connection service: %w", err)
+	}
+	return resp.GetInstitution().GetProvider(), nil
 }

@@ -19,6 +19,12 @@ type Config struct {
 	// Lease is how long a job (a user's refresh, a batch's fan-out) may run before another
 	// process takes it over: after a crash, the batch resumes this long after.
 	Lease time.Duration `env:"PUENTE_SYNC_LEASE" default:"2m"`
+	// UpstreamTimeout is how long a user waits for a batch provider (Guiabolso) to say its
+	// refresh finished before the consent ends ERROR UPSTREAM_TIMEOUT.
+	UpstreamTimeout time.Duration `env:"PUENTE_SYNC_UPSTREAM_TIMEOUT" default:"30m"`
+	// BatchGather is how long a batch provider's request waits for more of a sync's users to
+	// join it.
+	BatchGather time.Duration `env:"PUENTE_SYNC_BATCH_GATHER" default:"2s"`
 }
 
 // Validate reports the first problem with c.
@@ -28,6 +34,12 @@ func (c Config) Validate() error {
 	}
 	if c.Lease < time.Second {
 		return errors.New("PUENTE_SYNC_LEASE must be at least 1s")
+	}
+	if c.UpstreamTimeout < time.Second || c.UpstreamTimeout > 24*time.Hour {
+		return errors.New("PUENTE_SYNC_UPSTREAM_TIMEOUT must be from 1s to 24h")
+	}
+	if c.BatchGather < 0 || c.BatchGather > time.Minute {
+		return errors.New("PUENTE_SYNC_BATCH_GATHER must be from 0 to 1m")
 	}
 	if c.Workers < 1 {
 		return errors.New("PUENTE_SYNC_WORKERS must be at least 1")

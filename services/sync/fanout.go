@@ -41,6 +41,7 @@ func (s *Service) Handlers() map[string]jobs.Handler {
 		JobFanout:          s.fanout,
 		JobUser:            s.refreshUser,
 		JobScheduleRefresh: s.refreshSchedule,
+		JobUpstream:        s.sendBatches,
 	}
 }
 

@@ -201,3 +201,10 @@ func timestamp(t time.Time) *timestamppb.Timestamp {
 	}
 	return timestamppb.New(t)
 }
+
+func (g *GRPC) HandleUpstreamEvent(ctx context.Context, req *syncv1.HandleUpstreamEventRequest) (*syncv1.HandleUpstreamEventResponse, error) {
+	if err := g.svc.HandleUpstreamEvent(ctx, caller.From(ctx), req.GetProvider(), req.GetEventType(), req.GetBody()); err != nil {
+		return nil, err
+	}
+	return &syncv1.HandleUpstreamEventResponse{}, nil
+}

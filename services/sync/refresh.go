@@ -40,14 +40,24 @@ func (s *Service) refreshUser(ctx context.Context, j jobs.Job) error {
 	last := j.Attempt >= j.MaxAttempts
 	work, record, cancel := jobs.Split(ctx)
 	defer cancel()
-	u.Accounts, u.Reason, err = s.refreshConsents(work, a.ClientID, a.UserID, last)
+	consents, reason, err := s.authorised(work, a.ClientID, a.UserID, last)
 	if err != nil {
 		return fmt.Errorf("user %d of sync %s: %w", a.Position, a.SyncID, err)
 	}
-	if u.Reason == "" {
+	waits, wait, err := s.waitFor(work, record, a, consents, last)
+	switch {
+	case err != nil:
+		return fmt.Errorf("user %d of sync %s: %w", a.Position, a.SyncID, err)
+	case wait:
+		return nil // the provider's answer (or its deadline) queues the user again
+	}
+	if reason == "" {
+		if u.Accounts, err = s.refreshConsents(work, a.ClientID, consents, waits, last); err != nil {
+			return fmt.Errorf("user %d of sync %s: %w", a.Position, a.SyncID, err)
+		}
 		u.Status, u.Reason = outcome(u.Accounts)
 	} else {
-		u.Status = UserError
+		u.Status, u.Reason = UserError, reason
 	}
 	u.FinishedAt = s.clock()
 	if _, err := s.store.Finish(record, a.ClientID, u); err != nil {
@@ -56,12 +66,11 @@ func (s *Service) refreshUser(ctx context.Context, j jobs.Job) error {
 	return nil
 }
 
-// refreshConsents refreshes each of a user's AUTHORISED consents (at once, within each
-// institution's bound) and returns their account results, or the reason the user ends ERROR
-// without any. It returns an error (for the job to retry) when a service failed in a way that
-// may pass, unless this is the job's last attempt: then what failed is recorded as INTERNAL, so
-// that every user ends with a result.
-func (s *Service) refreshConsents(ctx context.Context, clientID, userID string, last bool) ([]AccountResult, string, error) {
+// authorised returns a user's AUTHORISED consents, or the reason the user ends ERROR without
+// any. It returns an error (for the job to retry) when the consent service failed in a way that
+// may pass, unless this is the job's last attempt: then the user ends ERROR INTERNAL, so that
+// every user ends with a result.
+func (s *Service) authorised(ctx context.Context, clientID, userID string, last bool) ([]Consent, string, error) {
 	consents, err := s.consents.ListAuthorised(ctx, clientID, userID)
 	switch {
 	case err != nil && transient(err) && !last:
@@ -72,27 +81,43 @@ func (s *Service) refreshConsents(ctx context.Context, clientID, userID string, 
 	case len(consents) == 0:
 		return nil, ReasonNoAuthorisedConsent, nil
 	}
+	return consents, "", nil
+}
 
+// refreshConsents refreshes each consent (at once, within each institution's bound) and returns
+// their account results. A consent a batch provider refreshed (its settled wait in waits) is
+// read as the provider left it, or, when the provider did not refresh it, ends with the wait's
+// reason. It returns an error (for the job to retry) when a service failed in a way that may
+// pass, unless this is the job's last attempt: then what failed is recorded as INTERNAL.
+func (s *Service) refreshConsents(ctx context.Context, clientID string, consents []Consent, waits map[string]Wait, last bool) ([]AccountResult, error) {
 	results := make([][]AccountResult, len(consents))
 	errs := make([]error, len(consents))
 	var wg sync.WaitGroup
 	for i, c := range consents {
-		wg.Go(func() { results[i], errs[i] = s.refreshConsent(ctx, clientID, c, last) })
+		var failed []string
+		if w, ok := waits[c.ID]; ok {
+			var result *AccountResult
+			if failed, result = settled(w); result != nil {
+				results[i] = []AccountResult{*result}
+				continue
+			}
+		}
+		wg.Go(func() { results[i], errs[i] = s.refreshConsent(ctx, clientID, c, failed, last) })
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		return nil, "", err
+		return nil, err
 	}
-	return slices.Concat(results...), "", nil
+	return slices.Concat(results...), nil
 }
 
 // refreshConsent refreshes one consent, holding one of its institution's slots meanwhile.
-func (s *Service) refreshConsent(ctx context.Context, clientID string, c Consent, last bool) ([]AccountResult, error) {
+func (s *Service) refreshConsent(ctx context.Context, clientID string, c Consent, upstreamFailed []string, last bool) ([]AccountResult, error) {
 	release, err := s.limiter.acquire(ctx, c.InstitutionID)
 	if err != nil {
 		return nil, fmt.Errorf("wait for institution %s: %w", c.InstitutionID, err)
 	}
-	r, err := s.refresher.Refresh(ctx, clientID, c.ID)
+	r, err := s.refresher.Refresh(ctx, clientID, c.ID, upstreamFailed)
 	release()
 	switch {
 	case err != nil && transient(err) && !last:

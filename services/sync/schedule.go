@@ -191,7 +191,7 @@ func (s *Service) refreshSchedule(ctx context.Context, j jobs.Job) error {
 	}
 	work, record, cancel := jobs.Split(ctx)
 	defer cancel()
-	r, err := s.refresher.Refresh(work, a.ClientID, a.ConsentID)
+	r, err := s.refresher.Refresh(work, a.ClientID, a.ConsentID, nil)
 	run := ScheduleRun{At: s.clock()}
 	switch {
 	case err != nil && transient(err) && j.Attempt < j.MaxAttempts:

@@ -31,7 +31,11 @@ type Service struct {
 	consents  Consents
 	refresher Refresher
 	limiter   *keyedSemaphore
+	batch     *batching // nil: every consent is refreshed directly
 	interval  time.Duration
+	// upstreamTimeout bounds a wait for a batch provider; gather is how long its request waits
+	// for more users.
+	upstreamTimeout, gather time.Duration
 	box       *secretbox.Box
 	log       *slog.Logger
 	now       func() time.Time
@@ -49,6 +53,7 @@ func NewService(store Store, directory Directory, consents Consents, refresher R
 	return &Service{
 		store: store, directory: directory, consents: consents, refresher: refresher,
 		limiter: newKeyedSemaphore(cfg.InstitutionConcurrency), interval: cfg.DefaultInterval,
+		upstreamTimeout: cfg.UpstreamTimeout, gather: cfg.BatchGather,
 		box: box, log: log, now: time.Now,
 	}, nil
 }

@@ -135,6 +135,7 @@ type refresher struct {
 	outcomes map[string]syncs.Refresh
 	errs     map[string]error
 	calls    map[string]int
+	failed   map[string][]string // the upstreamFailed of each consent's last call
 	hook     func(ctx context.Context, consentID string)
 }
 
@@ -150,9 +151,10 @@ func (r *refresher) fail(consentID string, err error) {
 	r.errs[consentID] = err
 }
 
-func (r *refresher) Refresh(ctx context.Context, _, consentID string) (syncs.Refresh, error) {
+func (r *refresher) Refresh(ctx context.Context, _, consentID string, upstreamFailed []string) (syncs.Refresh, error) {
 	r.mu.Lock()
 	r.calls[consentID]++
+	r.failed[consentID] = upstreamFailed
 	out, ok := r.outcomes[consentID]
 	err, hook := r.errs[consentID], r.hook
 	r.mu.Unlock()
@@ -207,13 +209,14 @@ func setup(t testing.TB, opts ...func(*options)) bundle {
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
 
-	o := options{cfg: syncs.Config{EncryptionKeys: secretbox.NewKeySpec("t1"), InstitutionConcurrency: 8, DefaultInterval: 24 * time.Hour, Workers: 4, Lease: time.Minute}}
+	o := options{cfg: syncs.Config{EncryptionKeys: secretbox.NewKeySpec("t1"), InstitutionConcurrency: 8, DefaultInterval: 24 * time.Hour, Workers: 4, Lease: time.Minute,
+		UpstreamTimeout: 30 * time.Minute, BatchGather: 2 * time.Second}}
 	for _, f := range opts {
 		f(&o)
 	}
 	dir := &directory{users: map[string][]syncs.DirectoryUser{}}
 	cons := &consents{byUser: map[string][]syncs.Consent{}}
-	ref := &refresher{outcomes: map[string]syncs.Refresh{}, errs: map[string]error{}, calls: map[string]int{}}
+	ref := &refresher{outcomes: map[string]syncs.Refresh{}, errs: map[string]error{}, calls: map[string]int{}, failed: map[string][]string{}}
 	svc, err := syncs.NewService(syncpg.New(pool), dir, cons, ref, o.cfg, discard())
 	require.NoError(t, err)
 	clk := &clock{now: time.Now().UTC().Truncate(time.Second)}
@@ -1128,7 +1131,8 @@ func TestHousekeepDeletesOldRequestIDsAndTombstones(t *testing.T) {
 
 func TestConfig(t *testing.T) {
 	t.Parallel()
-	ok := syncs.Config{EncryptionKeys: secretbox.NewKeySpec("t1"), InstitutionConcurrency: 8, DefaultInterval: 24 * time.Hour, Workers: 16, Lease: time.Minute}
+	ok := syncs.Config{EncryptionKeys: secretbox.NewKeySpec("t1"), InstitutionConcurrency: 8, DefaultInterval: 24 * time.Hour, Workers: 16, Lease: time.Minute,
+		UpstreamTimeout: 30 * time.Minute, BatchGather: 2 * time.Second}
 	require.NoError(t, ok.Validate())
 	for name, f := range map[string]func(*syncs.Config){
 		"no keys":               func(c *syncs.Config) { c.EncryptionKeys = "" },
@@ -1136,6 +1140,8 @@ func TestConfig(t *testing.T) {
 		"no workers":            func(c *syncs.Config) { c.Workers = 0 },
 		"an interval of 90m":    func(c *syncs.Config) { c.DefaultInterval = 90 * time.Minute },
 		"an interval of 31days": func(c *syncs.Config) { c.DefaultInterval = 31 * 24 * time.Hour },
+		"no upstream timeout":   func(c *syncs.Config) { c.UpstreamTimeout = 0 },
+		"a gather of 2m":        func(c *syncs.Config) { c.BatchGather = 2 * time.Minute },
 	} {
 		c := ok
 		f(&c)

@@ -204,7 +204,7 @@ type Store interface {
 	// fingerprint returns the first response; another fingerprint is ErrRequestIDReused. create
 	// runs in the transaction that records the response, with a Store bound to it.
 	Idempotent(ctx context.Context, scope, requestID string, fingerprint []byte, create func(Store) ([]byte, error)) ([]byte, error)
-	// DeleteExpired removes request ids a day after first use, and schedule tombstones older
-	// than tombstonesBefore, returning the count.
+	// DeleteExpired removes request ids a day after first use, and schedule tombstones and batch
+	// providers' events older than tombstonesBefore, returning the count.
 	DeleteExpired(ctx context.Context, at, tombstonesBefore time.Time) (int64, error)
 }

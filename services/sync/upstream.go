@@ -27,6 +27,7 @@ type Directory interface {
 type Consent struct {
 	ID            string
 	InstitutionID string
+	ConnectionID  string
 }
 
 // Consents lists consents (the consent service).
@@ -51,7 +52,9 @@ type Refresh struct {
 
 // Refresher refreshes a consent's data now (the extraction service).
 type Refresher interface {
-	Refresh(ctx context.Context, clientID, consentID string) (Refresh, error)
+	// Refresh refreshes a consent; upstreamFailed are the provider's ids of accounts whose own
+	// refresh the provider reported failing (a batch refresh's event).
+	Refresh(ctx context.Context, clientID, consentID string, upstreamFailed []string) (Refresh, error)
 }
 
 // transient reports whether err, from a service this one calls, is worth retrying later: the

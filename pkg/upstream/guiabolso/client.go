@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"math/big"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -32,6 +33,14 @@ type LinkState struct {
 	AccessExpiry   time.Time `json:"accessExpiry,omitzero"`
 	RefreshToken   string    `json:"refreshToken,omitempty"`
 }
+
+// UserTrackingID is a Puente connection's userTrackingId: the connection's id, unique and
+// nothing personal, as Guiabolso asks. Connect is opened with it and wallet monitoring names
+// users by it.
+func UserTrackingID(connectionID string) string { return connectionID }
+
+// AccountID is the id Puente keeps for a Guiabolso account: its accountId, in decimal.
+func AccountID(id int64) string { return strconv.FormatInt(id, 10) }
 
 // ErrNotLinked is a state without tokens: the user never finished Connect.
 var ErrNotLinked = errors.New("guiabolso: the connection holds no Guiabolso tokens")

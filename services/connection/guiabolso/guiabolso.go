@@ -50,8 +50,7 @@ func (p *Provider) Poll(context.Context, connection.Login) (connection.Outcome, 
 	return connection.Outcome{}, errNotCredentials
 }
 
-// Authorize sends the user to the Connect page. The userTrackingId is the connection's id:
-// unique, and nothing personal, as Guiabolso asks.
+// Authorize sends the user to the Connect page, naming the user by gb.UserTrackingID.
 func (p *Provider) Authorize(ctx context.Context, l connection.Login, state, callbackURL string) (connection.Redirection, error) {
 	cfg := p.client.Config()
 	page, err := url.Parse(cfg.ConnectPage())
@@ -72,11 +71,11 @@ func (p *Provider) Authorize(ctx context.Context, l connection.Login, state, cal
 
 	q := page.Query()
 	q.Set("clientId", cfg.ClientID)
-	q.Set("userTrackingId", l.ConnectionID)
+	q.Set("userTrackingId", gb.UserTrackingID(l.ConnectionID))
 	q.Set("callbackURL", back.String())
 	q.Set("fallbackURL", fallback.String())
 	page.RawQuery = q.Encode()
-	st, err := json.Marshal(gb.LinkState{UserTrackingID: l.ConnectionID})
+	st, err := json.Marshal(gb.LinkState{UserTrackingID: gb.UserTrackingID(l.ConnectionID)})
 	if err != nil {
 		return connection.Redirection{}, err
 	}
@@ -92,7 +91,7 @@ func (p *Provider) Callback(ctx context.Context, l connection.Login, params map[
 		}
 	}
 	if st.UserTrackingID == "" {
-		st.UserTrackingID = l.ConnectionID
+		st.UserTrackingID = gb.UserTrackingID(l.ConnectionID)
 	}
 	var code string
 	for _, k := range gb.CallbackCodeParams {

@@ -59,7 +59,7 @@ func (p *Provider) Accounts(ctx context.Context, l extraction.Link) ([]extractio
 	asOf := p.now().UTC().Truncate(time.Microsecond)
 	out := make([]extraction.UpstreamAccount, 0, len(accs))
 	for _, a := range accs {
-		id := strconv.FormatInt(a.AccountID, 10)
+		id := gb.AccountID(a.AccountID)
 		mask := id
 		if len(mask) > 4 {
 			mask = mask[len(mask)-4:]

@@ -190,6 +190,13 @@ func (s *Server) SetUser(userTrackingID string, u User) {
 	s.users[userTrackingID] = u
 }
 
+// Forget drops a user: wallet monitoring then answers "notFound" for it.
+func (s *Server) Forget(userTrackingID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.users, userTrackingID)
+}
+
 // User returns a user's data.
 func (s *Server) User(userTrackingID string) (User, bool) {
 	s.mu.Lock()

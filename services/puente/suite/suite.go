@@ -204,8 +204,9 @@ func Start(ctx context.Context, cfg Config, services []string, log *slog.Logger)
 		"consent":    {"webhook", "extraction", "sync"},
 		"connection": {"consent", "webhook"},
 		"extraction": {"consent", "connection", "webhook"},
-		"sync":       {"consent", "extraction", "webhook"},
-		"gateway":    {"connection", "consent", "webhook", "extraction", "sync"},
+		// connection: the catalog, which tells the providers whose refreshes come in batches.
+		"sync":    {"consent", "extraction", "webhook", "connection"},
+		"gateway": {"connection", "consent", "webhook", "extraction", "sync"},
 		// The webhook service hands upstream webhooks to the services their providers name.
 		"webhook": s.inboundRoutes(),
 	}
@@ -239,7 +240,7 @@ func Start(ctx context.Context, cfg Config, services []string, log *slog.Logger)
 		}
 	}
 	if s.runs("sync") {
-		if err := startSync(ctx, s, authtokenConn, conns["consent"], conns["extraction"], conns["webhook"]); err != nil {
+		if err := startSync(ctx, s, authtokenConn, conns["consent"], conns["extraction"], conns["webhook"], conns["connection"]); err != nil {
 			return nil, err
 		}
 	}

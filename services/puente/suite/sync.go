@@ -7,6 +7,7 @@ import (
 	"google.golang.org/grpc"
 
 	authtokenv1 "puente.dev/gen/go/puente/authtoken/v1"
+	connectionv1 "puente.dev/gen/go/puente/connection/v1"
 	consentv1 "puente.dev/gen/go/puente/consent/v1"
 	extractionv1 "puente.dev/gen/go/puente/extraction/v1"
 	"puente.dev/pkg/jobs"
@@ -16,7 +17,7 @@ import (
 
 func init() { migrations["sync"] = syncpg.Migrate }
 
-func startSync(ctx context.Context, s *Suite, authtokenConn, consentConn, extractionConn, webhookConn *grpc.ClientConn) error {
+func startSync(ctx context.Context, s *Suite, authtokenConn, consentConn, extractionConn, webhookConn, connectionConn *grpc.ClientConn) error {
 	pool, err := s.database(ctx, "sync", syncpg.Schema)
 	if err != nil {
 		return err
@@ -28,6 +29,16 @@ func startSync(ctx context.Context, s *Suite, authtokenConn, consentConn, extrac
 		s.cfg.Sync, s.log)
 	if err != nil {
 		return err
+	}
+	batch, err := s.syncProviders()
+	if err != nil {
+		return err
+	}
+	if len(batch) > 0 {
+		catalog := syncs.NewCatalogClient(connectionv1.NewInstitutionServiceClient(connectionConn), s.cfg.ServiceToken)
+		if err := svc.EnableBatching(syncs.Batching{Providers: batch, Catalog: catalog}); err != nil {
+			return err
+		}
 	}
 	s.every("sync housekeeping", time.Hour, svc.Housekeep)
 	s.every("sync schedules", time.Minute, svc.RunDueSchedules)

@@ -8,12 +8,14 @@ import (
 	conngb "puente.dev/services/connection/guiabolso"
 	"puente.dev/services/extraction"
 	extgb "puente.dev/services/extraction/guiabolso"
+	syncs "puente.dev/services/sync"
+	syncgb "puente.dev/services/sync/guiabolso"
 	"puente.dev/services/webhook/inbound"
 )
 
 // Guiabolso Connect (Brazil): REDIRECT logins through its hosted Connect page, accounts and
 // transactions read with the user's tokens, and wallet-monitoring webhooks (a user's accounts
-// synchronized, or not found) for the sync service. Each side has its own client (and token
+// synchronized, or not found) settling the sync service's batch refreshes. Each side has its own client (and token
 // cache): they may run in different processes.
 func init() {
 	upstreams["guiabolso"] = upstream{
@@ -39,8 +41,14 @@ func init() {
 			// The key is the token registered with Guiabolso, as UTF-8 bytes.
 			return inbound.Guiabolso{Key: []byte(s.cfg.Guiabolso.WebhookSecret), Tolerance: s.cfg.Guiabolso.WebhookTolerance}, nil
 		},
-		// Verified and recorded, routed nowhere yet: the sync service's side of wallet monitoring
-		// (its per-user results from these webhooks) is still to be built.
-		events: nil,
+		sync: func(s *Suite) (syncs.BatchProvider, error) {
+			c, err := gb.New(s.cfg.Guiabolso, gb.Options{Logger: s.log})
+			if err != nil {
+				return nil, err
+			}
+			return syncgb.New(c), nil
+		},
+		// Wallet monitoring's "finished" and "notFound" settle the sync service's waits.
+		events: []string{"sync"},
 	}
 }

@@ -18,6 +18,7 @@ import (
 	connectionv1 "puente.dev/gen/go/puente/connection/v1"
 	consentv1 "puente.dev/gen/go/puente/consent/v1"
 	extractionv1 "puente.dev/gen/go/puente/extraction/v1"
+	syncv1 "puente.dev/gen/go/puente/sync/v1"
 	gb "puente.dev/pkg/upstream/guiabolso"
 	gbsim "puente.dev/services/providersim/guiabolso"
 	"puente.dev/services/puente/suite"
@@ -31,7 +32,7 @@ const (
 
 // guiabolsoBundle is a suite with Guiabolso Connect enabled against a fresh simulator, whose
 // webhooks go to the suite's inbound endpoint.
-func guiabolsoBundle(t testing.TB, o gbsim.Options) (*bundle, *gbsim.Server) {
+func guiabolsoBundle(t testing.TB, o gbsim.Options, configure ...func(*suite.Config)) (*bundle, *gbsim.Server) {
 	t.Helper()
 	o.ClientID, o.ClientSecret, o.WebhookSecret = gbClientID, gbClientSecret, []byte(gbWebhookSecret)
 	sim := gbsim.New(o)
@@ -39,6 +40,9 @@ func guiabolsoBundle(t testing.TB, o gbsim.Options) (*bundle, *gbsim.Server) {
 	t.Cleanup(func() { sim.Close(); srv.Close() })
 	b := setupLogging(t, nil, 0, func(c *suite.Config) {
 		c.Guiabolso = gb.Config{URL: srv.URL, ClientID: gbClientID, ClientSecret: gbClientSecret, WebhookSecret: gbWebhookSecret, Timeout: 2 * time.Second}
+		for _, f := range configure {
+			f(c)
+		}
 	})
 	sim.SetWebhookURL(b.rest + "/v1/inbound/guiabolso")
 	return b, sim
@@ -97,8 +101,14 @@ func connectPage(t testing.TB, authURL, action string) (callback string, query u
 // linkGuiabolso links a new user through the Connect page and returns the SUCCEEDED login.
 func (b *bundle) linkGuiabolso(c client, ref, institution string) gbLogin {
 	b.t.Helper()
+	return b.linkGuiabolsoProfile(c, ref, institution, gbsim.ProfileDefault)
+}
+
+// linkGuiabolsoProfile links a new user whose Guiabolso data is of the simulator's profile.
+func (b *bundle) linkGuiabolsoProfile(c client, ref, institution, profile string) gbLogin {
+	b.t.Helper()
 	l := b.startGuiabolso(c, b.newUser(c, ref), institution)
-	back, _ := connectPage(b.t, l.authURL, "approve")
+	back, _ := connectPage(b.t, l.authURL, "approve&profile="+url.QueryEscape(profile))
 	r := b.do(http.MethodGet, back, "", nil)
 	require.Equal(b.t, http.StatusOK, r.Status, r.Raw)
 	b.watchUntil(c.Token, l.connection, connectionv1.ConnectionStatus_CONNECTION_STATUS_SUCCEEDED)
@@ -247,6 +257,98 @@ func TestUpstreamGuiabolsoWebhooksAreVerified(t *testing.T) {
 	stale := post(staleBody, old, gbsim.JavaHex(gbsim.MAC([]byte(gbWebhookSecret), old.UnixMilli(), staleBody)))
 	require.Equal(t, http.StatusUnauthorized, stale.Status, stale.Raw)
 	require.Contains(t, stale.Raw, "STALE_TIMESTAMP")
+}
+
+func TestUpstreamGuiabolsoSyncTurnsWalletMonitoringIntoResultsPerUser(t *testing.T) {
+	b, sim := guiabolsoBundle(t, gbsim.Options{})
+	c := b.newClient("acme")
+	inst := b.guiabolsoInstitution(c.Token)
+	b.linkGuiabolso(c, "u-ok", inst)
+	partial := b.linkGuiabolsoProfile(c, "u-partial", inst, gbsim.ProfileSyncError)
+	gone := b.linkGuiabolso(c, "u-gone", inst)
+	sim.Forget(gone.connection) // Guiabolso no longer knows this user
+	sandbox := b.link(c, "u-sandbox", "user_good", "CL", "ACCOUNTS", "TRANSACTIONS")
+
+	r := b.do(http.MethodPost, "/v1/syncs", c.Token, map[string]any{"users": []map[string]string{
+		{"external_ref": "u-ok"}, {"external_ref": "u-partial"}, {"external_ref": "u-gone"}, {"user_id": sandbox.user}, {"external_ref": "nobody"},
+	}})
+	require.Equal(t, http.StatusOK, r.Status, r.Raw)
+	id := str(r.JSON, "sync", "id")
+	s := b.syncCompletes(c.Token, id, 60*time.Second)
+	require.Equal(t, int32(2), s.GetSucceededUsers(), s.String())
+	require.Equal(t, int32(1), s.GetPartialUsers())
+	require.Equal(t, int32(1), s.GetFailedUsers())
+	require.Equal(t, int32(1), s.GetNotFoundUsers())
+
+	byRef := map[string]*syncv1.UserResult{}
+	for _, u := range b.syncResults(c.Token, id) {
+		byRef[u.GetUser().GetExternalRef()+u.GetUser().GetUserId()] = u
+	}
+	ok := byRef["u-ok"]
+	require.Equal(t, syncv1.UserResultStatus_USER_RESULT_STATUS_SUCCESS, ok.GetStatus())
+	require.Len(t, ok.GetAccounts(), 2)
+
+	// Guiabolso's own sync of the second account failed: that account is ERROR, with its data
+	// as Guiabolso last had it.
+	p := byRef["u-partial"]
+	require.Equal(t, syncv1.UserResultStatus_USER_RESULT_STATUS_PARTIAL, p.GetStatus())
+	reasons := map[string]int{}
+	for _, a := range p.GetAccounts() {
+		require.Equal(t, partial.consent, a.GetConsentId())
+		reasons[a.GetReason()]++
+	}
+	require.Equal(t, map[string]int{"": 1, "UPSTREAM_SYNC_FAILED": 1}, reasons)
+
+	g := byRef["u-gone"]
+	require.Equal(t, syncv1.UserResultStatus_USER_RESULT_STATUS_ERROR, g.GetStatus())
+	require.Equal(t, "UPSTREAM_USER_NOT_FOUND", g.GetReason())
+	require.Equal(t, syncv1.UserResultStatus_USER_RESULT_STATUS_SUCCESS, byRef[sandbox.user].GetStatus(), "a Sandbox user is refreshed directly")
+	require.Equal(t, syncv1.UserResultStatus_USER_RESULT_STATUS_NOT_FOUND, byRef["nobody"].GetStatus())
+
+	// One request carried the three Guiabolso users, and each webhook was taken once.
+	<-sim.Idle()
+	requests := map[string]bool{}
+	for _, d := range sim.Deliveries() {
+		require.Equal(t, http.StatusOK, d.Status, "%s was refused", d.Name)
+		ev, err := gb.ParseSyncEvent(d.Body)
+		require.NoError(t, err)
+		requests[ev.SynchronizationID] = true
+	}
+	require.Len(t, sim.Deliveries(), 3)
+	require.Len(t, requests, 1)
+	for id := range requests {
+		require.Len(t, sim.Synchronization(id), 3)
+	}
+}
+
+func TestUpstreamGuiabolsoSyncFailuresEndUsersWithClearReasons(t *testing.T) {
+	b, sim := guiabolsoBundle(t, gbsim.Options{}, func(c *suite.Config) { c.Sync.UpstreamTimeout = time.Second })
+	c := b.newClient("acme")
+	b.linkGuiabolso(c, "u-1", b.guiabolsoInstitution(c.Token))
+	syncOne := func() *syncv1.UserResult {
+		t.Helper()
+		r := b.do(http.MethodPost, "/v1/syncs", c.Token, map[string]any{"users": []map[string]string{{"external_ref": "u-1"}}})
+		require.Equal(t, http.StatusOK, r.Status, r.Raw)
+		id := str(r.JSON, "sync", "id")
+		b.syncCompletes(c.Token, id, 30*time.Second)
+		rs := b.syncResults(c.Token, id)
+		require.Len(t, rs, 1)
+		return rs[0]
+	}
+
+	// The sync request is answered with garbage: not retried (it is not safe to repeat), the
+	// user ends ERROR at once.
+	sim.Fault(gb.EventSyncAccounts, gbsim.Garbage)
+	u := syncOne()
+	require.Equal(t, syncv1.UserResultStatus_USER_RESULT_STATUS_ERROR, u.GetStatus())
+	require.Equal(t, "UPSTREAM_BAD_RESPONSE", u.GetReason())
+
+	// Guiabolso synchronizes and never says so: the user ends ERROR at the deadline.
+	sim.Fault(gb.EventSyncAccounts, gbsim.NoFault)
+	sim.SetWebhookURL("")
+	u = syncOne()
+	require.Equal(t, syncv1.UserResultStatus_USER_RESULT_STATUS_ERROR, u.GetStatus())
+	require.Equal(t, "UPSTREAM_TIMEOUT", u.GetReason())
 }
 
 func TestUpstreamGuiabolsoWebhooksInEitherRenderingAndHeader(t *testing.T) {

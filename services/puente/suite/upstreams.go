@@ -15,6 +15,7 @@ import (
 
 	"puente.dev/services/connection"
 	"puente.dev/services/extraction"
+	syncs "puente.dev/services/sync"
 	"puente.dev/services/webhook/inbound"
 )
 
@@ -24,6 +25,8 @@ type upstream struct {
 	enabled    func(Config) bool
 	connection func(s *Suite) (connection.Provider, error)
 	extraction func(s *Suite) (extraction.Provider, error)
+	// sync is the provider's batch refreshes, when it has them.
+	sync func(s *Suite) (syncs.BatchProvider, error)
 	// inbound verifies the provider's webhooks; events names the services they go to
 	// ("connection", "extraction", "sync"), each of which reads what concerns it.
 	inbound func(s *Suite) (inbound.Scheme, error)
@@ -63,6 +66,20 @@ func (s *Suite) extractionProviders() ([]extraction.Provider, error) {
 	for _, name := range s.enabledUpstreams() {
 		if u := upstreams[name]; u.extraction != nil {
 			p, err := u.extraction(s)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", name, err)
+			}
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+func (s *Suite) syncProviders() ([]syncs.BatchProvider, error) {
+	var out []syncs.BatchProvider
+	for _, name := range s.enabledUpstreams() {
+		if u := upstreams[name]; u.sync != nil {
+			p, err := u.sync(s)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", name, err)
 			}

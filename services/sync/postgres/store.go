@@ -235,6 +235,11 @@ func (s *Store) Stranded(ctx context.Context, limit int) (users []syncs.UserResu
 		WHERE s.status = 'RUNNING' AND u.status = 'PENDING' AND NOT EXISTS (
 			SELECT 1 FROM jobs j WHERE j.state IN ('available', 'running') AND j.unique_key =
 				CASE WHEN u.resolved THEN 'user:' || u.sync_id || ':' || u.position ELSE 'fanout:' || u.sync_id END)
+		AND NOT EXISTS (
+			-- Waiting for a batch provider whose job for the sync is still pending.
+			SELECT 1 FROM upstream_waits w JOIN jobs j ON j.state IN ('available', 'running')
+				AND j.unique_key = 'upstream:' || w.sync_id || ':' || w.provider
+			WHERE w.sync_id = u.sync_id AND w.position = u.position AND w.status = 'PENDING')
 		LIMIT $1`, limit)
 	if err != nil {
 		return nil, nil, err
@@ -421,6 +426,12 @@ func (s *Store) DeleteExpired(ctx context.Context, at, tombstonesBefore time.Tim
 	tag, err := s.db.Exec(ctx, `DELETE FROM schedules WHERE consent_status <> 'AUTHORISED' AND changed_at < $1`, tombstonesBefore)
 	if err != nil {
 		return n, fmt.Errorf("delete schedule tombstones: %w", err)
+	}
+	n += tag.RowsAffected()
+	// Batch providers' events long after any wait they could settle.
+	tag, err = s.db.Exec(ctx, `DELETE FROM upstream_events WHERE received_at < $1`, tombstonesBefore)
+	if err != nil {
+		return n, fmt.Errorf("delete upstream events: %w", err)
 	}
 	return n + tag.RowsAffected(), nil
 }

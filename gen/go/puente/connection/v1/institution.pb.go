@@ -841,12 +841,12 @@ const file_puente_connection_v1_institution_proto_rawDesc = "" +
 	"\fCustomerType\x12\x1d\n" +
 	"\x19CUSTOMER_TYPE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16CUSTOMER_TYPE_PERSONAL\x10\x01\x12\x1a\n" +
-	"\x16CUSTOMER_TYPE_BUSINESS\x10\x022\xbf\x02\n" +
+	"\x16CUSTOMER_TYPE_BUSINESS\x10\x022\xc0\x02\n" +
 	"\x12InstitutionService\x12\x93\x01\n" +
 	"\x10ListInstitutions\x12-.puente.connection.v1.ListInstitutionsRequest\x1a..puente.connection.v1.ListInstitutionsResponse\" \x8a\xb5\x18\x04\n" +
-	"\x02\x03\x05\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/institutions\x12\x92\x01\n" +
-	"\x0eGetInstitution\x12+.puente.connection.v1.GetInstitutionRequest\x1a,.puente.connection.v1.GetInstitutionResponse\"%\x8a\xb5\x18\x04\n" +
-	"\x02\x03\x05\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/institutions/{id}B\xd3\x01\n" +
+	"\x02\x03\x05\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/institutions\x12\x93\x01\n" +
+	"\x0eGetInstitution\x12+.puente.connection.v1.GetInstitutionRequest\x1a,.puente.connection.v1.GetInstitutionResponse\"&\x8a\xb5\x18\x05\n" +
+	"\x03\x03\x05\x06\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/institutions/{id}B\xd3\x01\n" +
 	"\x18com.puente.connection.v1B\x10InstitutionProtoP\x01Z3puente.dev/gen/go/puente/connection/v1;connectionv1\xa2\x02\x03PCX\xaa\x02\x14Puente.Connection.V1\xca\x02\x14Puente\\Connection\\V1\xe2\x02 Puente\\Connection\\V1\\GPBMetadata\xea\x02\x16Puente::Connection::V1b\x06proto3"
 
 var (

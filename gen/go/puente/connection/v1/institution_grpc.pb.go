@@ -32,6 +32,8 @@ type InstitutionServiceClient interface {
 	// ListInstitutions lists institutions, filtered. A widget session sees only its link token's
 	// country and products.
 	ListInstitutions(ctx context.Context, in *ListInstitutionsRequest, opts ...grpc.CallOption) (*ListInstitutionsResponse, error)
+	// GetInstitution returns one institution. The service token may read it too: the sync service
+	// asks which provider serves a consent's institution.
 	GetInstitution(ctx context.Context, in *GetInstitutionRequest, opts ...grpc.CallOption) (*GetInstitutionResponse, error)
 }
 
@@ -72,6 +74,8 @@ type InstitutionServiceServer interface {
 	// ListInstitutions lists institutions, filtered. A widget session sees only its link token's
 	// country and products.
 	ListInstitutions(context.Context, *ListInstitutionsRequest) (*ListInstitutionsResponse, error)
+	// GetInstitution returns one institution. The service token may read it too: the sync service
+	// asks which provider serves a consent's institution.
 	GetInstitution(context.Context, *GetInstitutionRequest) (*GetInstitutionResponse, error)
 	mustEmbedUnimplementedInstitutionServiceServer()
 }

@@ -2486,11 +2486,15 @@ func (x *AccountResult) GetReason() string {
 }
 
 type RefreshConsentRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ClientId      string                 `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
-	ConsentId     string                 `protobuf:"bytes,2,opt,name=consent_id,json=consentId,proto3" json:"consent_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ClientId  string                 `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	ConsentId string                 `protobuf:"bytes,2,opt,name=consent_id,json=consentId,proto3" json:"consent_id,omitempty"`
+	// The provider's own ids of the accounts its synchronization reported failing (Guiabolso's
+	// wallet monitoring): their data is read as it is, and their results are ERROR
+	// UPSTREAM_SYNC_FAILED.
+	UpstreamFailedAccountIds []string `protobuf:"bytes,3,rep,name=upstream_failed_account_ids,json=upstreamFailedAccountIds,proto3" json:"upstream_failed_account_ids,omitempty"`
+	unknownFields            protoimpl.UnknownFields
+	sizeCache                protoimpl.SizeCache
 }
 
 func (x *RefreshConsentRequest) Reset() {
@@ -2535,6 +2539,13 @@ func (x *RefreshConsentRequest) GetConsentId() string {
 		return x.ConsentId
 	}
 	return ""
+}
+
+func (x *RefreshConsentRequest) GetUpstreamFailedAccountIds() []string {
+	if x != nil {
+		return x.UpstreamFailedAccountIds
+	}
+	return nil
 }
 
 type RefreshConsentResponse struct {
@@ -3037,11 +3048,12 @@ const file_puente_extraction_v1_extraction_proto_rawDesc = "" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12A\n" +
 	"\x06status\x18\x02 \x01(\x0e2).puente.extraction.v1.AccountResultStatusR\x06status\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason\"\x9d\x01\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"\xf0\x01\n" +
 	"\x15RefreshConsentRequest\x12@\n" +
 	"\tclient_id\x18\x01 \x01(\tB#\xbaH r\x1e2\x1c^cli_[0-9A-HJKMNP-TV-Z]{26}$R\bclientId\x12B\n" +
 	"\n" +
-	"consent_id\x18\x02 \x01(\tB#\xbaH r\x1e2\x1c^cns_[0-9A-HJKMNP-TV-Z]{26}$R\tconsentId\"\xbd\x01\n" +
+	"consent_id\x18\x02 \x01(\tB#\xbaH r\x1e2\x1c^cns_[0-9A-HJKMNP-TV-Z]{26}$R\tconsentId\x12Q\n" +
+	"\x1bupstream_failed_account_ids\x18\x03 \x03(\tB\x12\xbaH\x0f\x92\x01\f\x10\xe8\a\"\ar\x05\x10\x01\x18\x80\x01R\x18upstreamFailedAccountIds\"\xbd\x01\n" +
 	"\x16RefreshConsentResponse\x12?\n" +
 	"\baccounts\x18\x01 \x03(\v2#.puente.extraction.v1.AccountResultR\baccounts\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x14\n" +
