@@ -36,9 +36,9 @@ type Service struct {
 	// upstreamTimeout bounds a wait for a batch provider; gather is how long its request waits
 	// for more users.
 	upstreamTimeout, gather time.Duration
-	box       *secretbox.Box
-	log       *slog.Logger
-	now       func() time.Time
+	box                     *secretbox.Box
+	log                     *slog.Logger
+	now                     func() time.Time
 }
 
 // NewService checks cfg and returns the service.
