@@ -9,6 +9,7 @@ require (
 	google.golang.org/protobuf v1.36.12
 	puente.dev/gen v0.0.0
 	puente.dev/pkg v0.0.0
+	puente.dev/services/providersim v0.0.0
 )
 
 require (
@@ -31,6 +32,7 @@ require (
 	golang.org/x/sync v0.24.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/text v0.43.0 // indirect
+	golang.org/x/time v0.16.0 // indirect
 	google.golang.org/genproto/googleapis/api v0.0.0-20261019180522-ce908d29299b // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20261019180522-ce908d29299b // indirect
 )
@@ -38,4 +40,5 @@ require (
 replace (
 	puente.dev/gen => ../../gen
 	puente.dev/pkg => ../../pkg
+	puente.dev/services/providersim => ../providersim
 )
