@@ -75,6 +75,18 @@ func (s *Suite) extractionProviders() ([]extraction.Provider, error) {
 	return out, nil
 }
 
+// syncNeeds are the services the sync service calls: with batch providers, also the connection
+// service's catalog, which tells a consent's provider.
+func (s *Suite) syncNeeds() []string {
+	needs := []string{"consent", "extraction", "webhook"}
+	for _, name := range s.enabledUpstreams() {
+		if upstreams[name].sync != nil {
+			return append(needs, "connection")
+		}
+	}
+	return needs
+}
+
 func (s *Suite) syncProviders() ([]syncs.BatchProvider, error) {
 	var out []syncs.BatchProvider
 	for _, name := range s.enabledUpstreams() {
