@@ -204,8 +204,8 @@ func Start(ctx context.Context, cfg Config, services []string, log *slog.Logger)
 		"consent":    {"webhook", "extraction", "sync"},
 		"connection": {"consent", "webhook"},
 		"extraction": {"consent", "connection", "webhook"},
-		"sync":    s.syncNeeds(),
-		"gateway": {"connection", "consent", "webhook", "extraction", "sync"},
+		"sync":       s.syncNeeds(),
+		"gateway":    {"connection", "consent", "webhook", "extraction", "sync"},
 		// The webhook service hands upstream webhooks to the services their providers name.
 		"webhook": s.inboundRoutes(),
 	}
