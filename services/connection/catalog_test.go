@@ -5,6 +5,7 @@ import (
 	"context"
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -44,7 +45,7 @@ func TestACatalogValidationRE2CannotCompileIsDroppedAndSaid(t *testing.T) {
 	t.Cleanup(pool.Close)
 	var logs bytes.Buffer
 	svc, err := connection.NewService(connectionpg.New(pool), []connection.Provider{regexCatalog{}}, anyUser{}, noConsents{t: t},
-		connection.Config{EncryptionKeys: secretbox.NewKeySpec("t1"), HashKey: "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", PublicURL: "http://127.0.0.1:8080", Workers: 1},
+		connection.Config{EncryptionKeys: secretbox.NewKeySpec("t1"), HashKey: "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", PublicURL: "http://127.0.0.1:8080", Workers: 1, MinPollInterval: time.Second},
 		slog.New(slog.NewTextHandler(&logs, nil)))
 	require.NoError(t, err)
 	require.NoError(t, svc.SyncCatalogs(ctx))

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"net/url"
+	"time"
 )
 
 // Config is the connection service's configuration.
@@ -20,6 +21,9 @@ type Config struct {
 	HashKey string `env:"PUENTE_HASH_KEY"`
 	// Workers is how many background jobs (logins) this process runs at once.
 	Workers int `env:"PUENTE_CONNECTION_WORKERS" default:"8"`
+	// MinPollInterval is the least a login waits between two polls of its upstream, whatever
+	// the provider asks: it bounds the load one login puts on an upstream (tests lower it).
+	MinPollInterval time.Duration `env:"PUENTE_CONNECTION_MIN_POLL_INTERVAL" default:"1s"`
 }
 
 // Validate reports the first problem with c.
@@ -35,6 +39,9 @@ func (c Config) Validate() error {
 	}
 	if c.Workers < 1 {
 		return errors.New("PUENTE_CONNECTION_WORKERS must be at least 1")
+	}
+	if c.MinPollInterval < 10*time.Millisecond || c.MinPollInterval > time.Minute {
+		return errors.New("PUENTE_CONNECTION_MIN_POLL_INTERVAL must be between 10ms and 1m")
 	}
 	return nil
 }

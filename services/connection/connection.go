@@ -210,5 +210,10 @@ type Job struct {
 // step and no event) and the jobs to enqueue with it.
 type Change struct {
 	Step *Step
-	Jobs []Job
+	// StepIfNew records Step only if the timeline's last step differs from it in status,
+	// upstream code or message: a poll that reports the same progress again adds nothing.
+	StepIfNew bool
+	Jobs      []Job
+	// Refs, when not nil, become the connection's upstream references (see Referencer).
+	Refs []string
 }

@@ -2,6 +2,7 @@ package connection
 
 import (
 	"context"
+	"maps"
 
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -169,7 +170,10 @@ func (g *GRPC) DeleteConnection(ctx context.Context, req *connectionv1.DeleteCon
 }
 
 func (g *GRPC) CompleteRedirect(ctx context.Context, req *connectionv1.CompleteRedirectRequest) (*connectionv1.CompleteRedirectResponse, error) {
-	params := map[string]string{}
+	params := make(map[string]string, len(req.GetParams())+3)
+	maps.Copy(params, req.GetParams())
+	// The state is Puente's own, spent here: no provider needs it.
+	delete(params, "state")
 	for k, v := range map[string]string{"code": req.GetCode(), "error": req.GetError(), "result": req.GetResult()} {
 		if v != "" {
 			params[k] = v
@@ -179,7 +183,7 @@ func (g *GRPC) CompleteRedirect(ctx context.Context, req *connectionv1.CompleteR
 	if err != nil {
 		return nil, err
 	}
-	return &connectionv1.CompleteRedirectResponse{Connection: connectionProto(c, nil), RedirectUri: ReturnURL(c, req.GetError())}, nil
+	return &connectionv1.CompleteRedirectResponse{Connection: connectionProto(c, nil), RedirectUri: ReturnURL(c, params["error"])}, nil
 }
 
 // ---- SandboxService

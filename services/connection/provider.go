@@ -68,10 +68,20 @@ type Redirection struct {
 // authorised, a connection synced). Webhooks are hints: the service polls each connection named,
 // and the provider reads the truth from the upstream.
 type EventRouter interface {
-	// ConnectionsFor returns the ids of the connections an upstream webhook concerns (the
-	// connection id Puente gave the upstream as an external reference); none when it concerns no
-	// login. The body was verified by the webhook service.
+	// ConnectionsFor returns what an upstream webhook concerns; none when it concerns no login.
+	// A provider that is a Referencer returns refs, which the service looks up among its own
+	// connections; any other returns Puente connection ids (the external reference Puente gave
+	// the upstream). The body was verified by the webhook service.
 	ConnectionsFor(ctx context.Context, eventType string, body []byte) ([]string, error)
+}
+
+// Referencer is implemented by a provider whose upstream names a login only by its own ids
+// (Powens' user and connection), not by anything Puente gave it. The service keeps, beside each
+// connection, the refs of the state it last stored, so that an EventRouter can name them.
+type Referencer interface {
+	// Refs are the upstream references a login's state holds (none for an unreadable state).
+	// A ref is unique within the provider: the first connection to claim it keeps it.
+	Refs(state []byte) []string
 }
 
 // Revoker is implemented by a provider whose upstream keeps a consent or connection that must

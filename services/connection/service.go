@@ -40,6 +40,7 @@ type Service struct {
 	box       *secretbox.Box
 	hashKey   []byte
 	callback  string
+	minPoll   time.Duration
 	users     Users
 	consents  Consents
 	log       *slog.Logger
@@ -66,6 +67,7 @@ func NewService(store Store, providers []Provider, users Users, consents Consent
 	s := &Service{
 		store: store, providers: map[string]Provider{}, box: box, hashKey: hashKey,
 		callback: strings.TrimRight(cfg.PublicURL, "/") + "/v1/connections:callback",
+		minPoll:  cfg.MinPollInterval,
 		users:    users, consents: consents, log: log, now: time.Now,
 	}
 	for _, p := range providers {
@@ -617,8 +619,14 @@ func (s *Service) HandleUpstreamEvent(ctx context.Context, provider, eventType s
 	if err != nil {
 		return apierr.Invalid("body", "is not a "+provider+" webhook this service can read")
 	}
+	if _, ok := r.(Referencer); ok && len(ids) > 0 {
+		if ids, err = s.store.ConnectionsByRefs(ctx, provider, ids); err != nil {
+			return fmt.Errorf("look up %s refs: %w", provider, err)
+		}
+	}
 	for _, id := range ids {
-		if err := s.store.PollNow(ctx, id, JobPollNow, pollNowKey(id)); err != nil {
+		// The provider is checked too: a webhook names only its own provider's connections.
+		if err := s.store.PollNow(ctx, provider, id, JobPollNow, pollNowKey(id)); err != nil {
 			return fmt.Errorf("poll %s now: %w", id, err)
 		}
 	}
@@ -928,8 +936,12 @@ func (s *Service) apply(ctx context.Context, id, kind string, out Outcome) error
 		if c.Status != Starting && c.Status != Running {
 			return Change{}, errStale
 		}
+		var refs []string
 		if out.State != nil {
 			sec.ProviderState = s.box.Seal(out.State, []byte("state:"+c.ID))
+			if r, ok := s.providers[c.Provider].(Referencer); ok {
+				refs = append([]string{}, r.Refs(out.State)...) // not nil: the refs are replaced
+			}
 		}
 		if kind == JobAnswer || kind == JobCallback {
 			sec.Answers = nil
@@ -940,15 +952,16 @@ func (s *Service) apply(ctx context.Context, id, kind string, out Outcome) error
 		c.UpstreamCode, c.UpdatedAt, c.Challenge, c.Reason = out.UpstreamCode, now, nil, NoReason
 		step := &Step{Status: out.Status, UpstreamCode: out.UpstreamCode, Message: out.Message, At: now}
 		var jobsToRun []Job
+		stepIfNew := false
 		switch out.Status {
 		case Running:
 			c.Status = Running
 			if kind != JobPollNow { // a webhook's extra poll leaves the scheduled chain to go on
-				jobsToRun = append(jobsToRun, Job{Kind: JobPoll, RunAt: now.Add(max(out.PollAfter, time.Second))})
+				jobsToRun = append(jobsToRun, Job{Kind: JobPoll, RunAt: now.Add(max(out.PollAfter, s.minPoll))})
 			}
-			if kind == JobPoll || kind == JobPollNow {
-				step = nil // still running: nothing new for the timeline
-			}
+			// A poll that only says "still running" is noise, but a new upstream code (Syncfy's
+			// 100, 101, 102) is progress the timeline should show.
+			stepIfNew = kind == JobPoll || kind == JobPollNow
 		case WaitingMFA:
 			// Challenge ids are ours, fresh each round, so an answer or a timeout meant for an
 			// earlier round (or an earlier login of the same connection) never matches.
@@ -966,7 +979,7 @@ func (s *Service) apply(ctx context.Context, id, kind string, out Outcome) error
 			sec.Answers = nil
 			jobsToRun = settleJob(c)
 		}
-		return Change{Step: step, Jobs: jobsToRun}, nil
+		return Change{Step: step, StepIfNew: stepIfNew, Jobs: jobsToRun, Refs: refs}, nil
 	})
 	if errors.Is(err, errStale) || errors.Is(err, ErrConnectionNotFound) {
 		return nil

@@ -3,6 +3,7 @@ package connection_test
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -120,10 +121,11 @@ func setupWith(t *testing.T, more ...connection.Provider) bundle {
 		hashKey[i] = byte(i)
 	}
 	cfg := connection.Config{
-		EncryptionKeys: secretbox.NewKeySpec("t1"),
-		HashKey:        base64.StdEncoding.EncodeToString(hashKey),
-		PublicURL:      "http://127.0.0.1:8080",
-		Workers:        1,
+		EncryptionKeys:  secretbox.NewKeySpec("t1"),
+		HashKey:         base64.StdEncoding.EncodeToString(hashKey),
+		PublicURL:       "http://127.0.0.1:8080",
+		Workers:         1,
+		MinPollInterval: time.Second,
 	}
 	provider := newFakeProvider(t)
 	svc, err := connection.NewService(connectionpg.New(pool), append([]connection.Provider{provider}, more...), anyUser{}, noConsents{t: t}, cfg, discard())
@@ -351,7 +353,7 @@ func TestLoginRunningThenSucceededOnPoll(t *testing.T) {
 	b := setup(t)
 	b.provider.
 		on("Start", connection.Outcome{Status: connection.Running, UpstreamCode: "101", PollAfter: 30 * time.Second, State: []byte("job-1")}).
-		on("Poll", connection.Outcome{Status: connection.Running, UpstreamCode: "102", PollAfter: 10 * time.Second, State: []byte("job-2")}).
+		on("Poll", connection.Outcome{Status: connection.Running, UpstreamCode: "101", PollAfter: 10 * time.Second, State: []byte("job-2")}).
 		on("Poll", succeeded("200"))
 
 	c := b.create(t, aliceCreds)
@@ -375,8 +377,7 @@ func TestLoginRunningThenSucceededOnPoll(t *testing.T) {
 	require.Equal(t, aliceCreds, polls[0].Credentials)
 	c = b.get(t, c.GetId())
 	require.Equal(t, "RUNNING", statusName(c.GetStatus()))
-	require.Equal(t, "102", c.GetUpstreamCode(), "the latest upstream code shows")
-	require.Equal(t, []string{"PENDING", "STARTING", "RUNNING"}, timeline(c), "still running adds no step")
+	require.Equal(t, []string{"PENDING", "STARTING", "RUNNING"}, timeline(c), "still running, as before, adds no step")
 
 	b.clock.Advance(10 * time.Second)
 	b.runJobs(t)
@@ -391,6 +392,38 @@ func TestLoginRunningThenSucceededOnPoll(t *testing.T) {
 	require.Equal(t, "200", lastStep(c).GetUpstreamCode())
 	b.requireEventPerStep(t, c)
 	require.Zero(t, b.pendingJobs(t, c.GetId()), "no poll left once it succeeded")
+}
+
+func TestPollsRecordEachNewUpstreamCodeOnce(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	running := func(code string) connection.Outcome {
+		return connection.Outcome{Status: connection.Running, UpstreamCode: code, Message: "working " + code, PollAfter: time.Second}
+	}
+	b.provider.
+		on("Start", running("100")).
+		on("Poll", running("100")).
+		on("Poll", running("101")).
+		on("Poll", running("102")).
+		on("Poll", running("102")).
+		on("Poll", succeeded("200"))
+
+	c := b.create(t, aliceCreds)
+	b.runJobs(t)
+	for range 5 {
+		b.clock.Advance(time.Second)
+		b.runJobs(t)
+	}
+	require.Len(t, b.provider.CallsOf("Poll"), 5)
+	c = b.get(t, c.GetId())
+	require.Equal(t, "SUCCEEDED", statusName(c.GetStatus()))
+	var got []string
+	for _, st := range c.GetTimeline() {
+		got = append(got, statusName(st.GetStatus())+":"+st.GetUpstreamCode())
+	}
+	require.Equal(t, []string{"PENDING:", "STARTING:", "RUNNING:100", "RUNNING:101", "RUNNING:102", "SUCCEEDED:200"}, got)
+	require.Equal(t, "working 101", c.GetTimeline()[3].GetMessage())
+	b.requireEventPerStep(t, c)
 }
 
 func TestMfaTwoRoundsEachAnsweredWithCurrentChallenge(t *testing.T) {
@@ -709,4 +742,110 @@ func TestConnectionOfAnotherClientReadsAsNotFound(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, list.GetConnections(), 1)
 	require.Equal(t, id, list.GetConnections()[0].GetId())
+}
+
+// routedFake is the fake provider with an EventRouter that reads the webhook body as the list
+// of what it names. Registered under the fake's name, it replaces the bundle's fake.
+type routedFake struct {
+	*fakeProvider
+	name string
+}
+
+func (p *routedFake) Name() string { return p.name }
+
+// Institutions: the fake's catalog under its own name only, so that lookups by name stay unique.
+func (p *routedFake) Institutions(ctx context.Context) ([]connection.Institution, error) {
+	if p.name != fakeProviderName {
+		return nil, nil
+	}
+	return p.fakeProvider.Institutions(ctx)
+}
+
+func (p *routedFake) ConnectionsFor(_ context.Context, _ string, body []byte) ([]string, error) {
+	var named []string
+	if err := json.Unmarshal(body, &named); err != nil {
+		return nil, err
+	}
+	return named, nil
+}
+
+// refFake is a routedFake that is also a Referencer.
+type refFake struct{ *routedFake }
+
+func (refFake) Refs(state []byte) []string { return []string{"ref:" + string(state)} }
+
+// pollNowJobs counts the webhook polls queued for a connection.
+func (b bundle) pollNowJobs(t *testing.T, id string) int {
+	t.Helper()
+	return b.count(t, `SELECT count(*) FROM connection.jobs WHERE kind = $1 AND args->>'connection_id' = $2 AND state = 'available'`,
+		connection.JobPollNow, id)
+}
+
+func TestUpstreamEventsPollTheConnectionsTheyNameOnce(t *testing.T) {
+	t.Parallel()
+	fp := newFakeProvider(t)
+	other := &routedFake{fakeProvider: newFakeProvider(t), name: "other"}
+	b := setupWith(t, &routedFake{fakeProvider: fp, name: fakeProviderName}, other, regexCatalog{})
+	fp.
+		on("Start", connection.Outcome{Status: connection.Running, UpstreamCode: "running", PollAfter: time.Hour, State: []byte("job-1")}).
+		on("Poll", succeeded("200"))
+	c := b.create(t, aliceCreds)
+	b.runJobs(t)
+	require.Equal(t, "RUNNING", statusName(b.get(t, c.GetId()).GetStatus()))
+	body := []byte(`["` + c.GetId() + `", "con_unknown"]`)
+
+	// Another provider's webhook cannot poke the fake's connection, nor can a provider
+	// without a router.
+	require.NoError(t, b.svc.HandleUpstreamEvent(b.ctx, "other", "synced", body))
+	require.NoError(t, b.svc.HandleUpstreamEvent(b.ctx, "regexbank", "synced", body))
+	require.Zero(t, b.pollNowJobs(t, c.GetId()))
+
+	for range 3 {
+		require.NoError(t, b.svc.HandleUpstreamEvent(b.ctx, fakeProviderName, "synced", body), "an unknown id is ignored")
+	}
+	require.Equal(t, 1, b.pollNowJobs(t, c.GetId()), "a burst of webhooks makes one poll")
+	require.Zero(t, b.pollNowJobs(t, "con_unknown"))
+
+	b.runJobs(t)
+	require.Len(t, fp.CallsOf("Poll"), 1)
+	require.Equal(t, "SUCCEEDED", statusName(b.get(t, c.GetId()).GetStatus()), "polled before its hour was up")
+
+	require.NoError(t, b.svc.HandleUpstreamEvent(b.ctx, fakeProviderName, "synced", body))
+	require.Zero(t, b.pollNowJobs(t, c.GetId()), "a finished login is not polled")
+
+	err := b.svc.HandleUpstreamEvent(b.ctx, fakeProviderName, "synced", []byte(`{not json`))
+	require.Equal(t, codes.InvalidArgument, codeOf(t, err))
+	require.Equal(t, "body", fieldOf(t, err))
+}
+
+func TestUpstreamEventsNamingUpstreamRefsReachTheLoginHoldingThem(t *testing.T) {
+	t.Parallel()
+	fp := newFakeProvider(t)
+	b := setupWith(t, refFake{&routedFake{fakeProvider: fp, name: fakeProviderName}})
+	fp.
+		on("Start", connection.Outcome{Status: connection.Running, PollAfter: time.Hour, State: []byte("job-1")}).
+		on("Poll", connection.Outcome{Status: connection.Running, PollAfter: time.Hour, State: []byte("job-2")}).
+		on("Poll", succeeded("200"))
+	c := b.create(t, aliceCreds)
+	b.runJobs(t)
+
+	// A connection id is not a ref: only what the login's state holds names it.
+	require.NoError(t, b.svc.HandleUpstreamEvent(b.ctx, fakeProviderName, "synced", []byte(`["`+c.GetId()+`"]`)))
+	require.Zero(t, b.pollNowJobs(t, c.GetId()))
+
+	require.NoError(t, b.svc.HandleUpstreamEvent(b.ctx, fakeProviderName, "synced", []byte(`["ref:job-1"]`)))
+	require.Equal(t, 1, b.pollNowJobs(t, c.GetId()))
+	b.runJobs(t)
+	require.Len(t, fp.CallsOf("Poll"), 1)
+
+	// The poll's new state replaced the login's refs.
+	require.NoError(t, b.svc.HandleUpstreamEvent(b.ctx, fakeProviderName, "synced", []byte(`["ref:job-1"]`)))
+	require.Zero(t, b.pollNowJobs(t, c.GetId()), "a ref the login no longer holds")
+	require.NoError(t, b.svc.HandleUpstreamEvent(b.ctx, fakeProviderName, "synced", []byte(`["ref:job-2"]`)))
+	b.runJobs(t)
+	require.Equal(t, "SUCCEEDED", statusName(b.get(t, c.GetId()).GetStatus()))
+
+	_, err := b.api.DeleteConnection(b.as(b.client), &connectionv1.DeleteConnectionRequest{Id: c.GetId()})
+	require.NoError(t, err)
+	require.Zero(t, b.count(t, `SELECT count(*) FROM connection.connection_refs`), "deleted with the connection")
 }

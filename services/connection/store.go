@@ -32,9 +32,12 @@ type Store interface {
 	// FireStatusEvent writes a "connection.status_changed" event with the connection's current
 	// status, marked as fired by the sandbox.
 	FireStatusEvent(ctx context.Context, clientID, id string, at time.Time) (eventID string, err error)
-	// PollNow makes a Running connection's poll job (uniqueKey) due now, enqueuing it if none is
-	// pending; a connection in any other status is left alone.
-	PollNow(ctx context.Context, id, pollKind, uniqueKey string) error
+	// PollNow makes a Running connection of provider's poll job (uniqueKey) due now, enqueuing
+	// it if none is pending; a connection in any other status, or of another provider, is left
+	// alone.
+	PollNow(ctx context.Context, provider, id, pollKind, uniqueKey string) error
+	// ConnectionsByRefs returns the connections that hold any of a provider's refs.
+	ConnectionsByRefs(ctx context.Context, provider string, refs []string) ([]string, error)
 	// DeleteConnection removes the connection, its secrets and its timeline.
 	DeleteConnection(ctx context.Context, clientID, id string) error
 	// Changes delivers the id of every connection that changes, until ctx ends.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -113,7 +114,7 @@ func New(ctx context.Context, cfg Config, b Backends, v Verifier, log *slog.Logg
 	}
 
 	root := http.NewServeMux()
-	root.Handle("/", checkToken(v, cfg.AllowedOrigins, mux))
+	root.Handle("/", checkToken(v, cfg.AllowedOrigins, callbackParams(mux)))
 	root.Handle("POST /v1/oauth/token", g.tokenEndpoint(tokens))
 	root.Handle("POST /v1/inbound/{provider}", g.inboundEndpoint(webhookv1.NewInboundServiceClient(b.Webhook)))
 	root.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, r *http.Request) {
@@ -168,6 +169,39 @@ func checkToken(v Verifier, global []string, next http.Handler) http.Handler {
 			}
 		}
 		next.ServeHTTP(w, r)
+	})
+}
+
+// callbackPath is where redirect institutions send the user back (CompleteRedirect).
+const callbackPath = "/v1/connections:callback"
+
+// callbackNamed are CompleteRedirectRequest's own fields, bound from the query as usual.
+var callbackNamed = []string{"state", "code", "error", "result"}
+
+// callbackParams rewrites the redirect callback's query so that grpc-gateway, which binds a map
+// field only from "params[key]=value", puts every parameter the upstream sent into params: each
+// upstream names what it sends back its own way, and only its adapter knows which it needs.
+// A key the caller wrote as "params[...]" becomes params[params[...]], which binds nowhere; the
+// named fields keep all their values, so a repeated state is refused as before.
+func callbackParams(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != callbackPath || r.Method != http.MethodGet {
+			next.ServeHTTP(w, r)
+			return
+		}
+		q := r.URL.Query()
+		out := url.Values{}
+		for k, vs := range q {
+			if slices.Contains(callbackNamed, k) {
+				out[k] = vs
+			}
+			if k != "" && len(vs) > 0 {
+				out.Set("params["+k+"]", vs[0])
+			}
+		}
+		r2 := r.Clone(r.Context())
+		r2.URL.RawQuery = out.Encode()
+		next.ServeHTTP(w, r2)
 	})
 }
 

@@ -55,9 +55,7 @@ const (
 	// AppParamState is handed back untouched.
 	AppParamState = "state"
 	// CallbackParamConsentID names the consent on the way back (CONSENT_SUCCESS's consentId).
-	// The app also sends it as CallbackParamCode, the OAuth name Puente's callback keeps.
 	CallbackParamConsentID = "consentId"
-	CallbackParamCode      = "code"
 	// CallbackParamError carries CONSENT_ERROR's reason: "wrong_login" (the widget's word for bad
 	// credentials), "cancelled" (CLOSE), or another.
 	CallbackParamError = "error"

@@ -179,9 +179,6 @@ func (p *Provider) Callback(ctx context.Context, l connection.Login, params map[
 		return failed(connection.Internal, "", "the login's state is unreadable"), nil
 	}
 	back := params[bf.CallbackParamConsentID]
-	if back == "" {
-		back = params[bf.CallbackParamCode]
-	}
 	if back != "" && back != st.ConsentID {
 		return failed(connection.Internal, "", "the Connect app returned another consent than the one requested"), nil
 	}

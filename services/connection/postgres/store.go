@@ -185,6 +185,17 @@ func (s *Store) CreateConnection(ctx context.Context, c connection.Connection, s
 
 // record writes a change's step, event, jobs and notification in tx.
 func record(ctx context.Context, tx pgx.Tx, c connection.Connection, ch connection.Change) error {
+	if ch.Step != nil && ch.StepIfNew {
+		var status, code, msg string
+		err := tx.QueryRow(ctx, `SELECT status, upstream_code, message FROM connection_steps WHERE connection_id = $1 ORDER BY seq DESC LIMIT 1`, c.ID).
+			Scan(&status, &code, &msg)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("last step: %w", err)
+		}
+		if err == nil && status == string(ch.Step.Status) && code == ch.Step.UpstreamCode && msg == ch.Step.Message {
+			ch.Step = nil
+		}
+	}
 	if ch.Step != nil {
 		st := ch.Step
 		if _, err := tx.Exec(ctx, `INSERT INTO connection_steps (connection_id, status, reason, upstream_code, message, at) VALUES ($1, $2, $3, $4, $5, $6)`,
@@ -196,6 +207,15 @@ func record(ctx context.Context, tx pgx.Tx, c connection.Connection, ch connecti
 		}
 		if _, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, changedChannel, c.ID); err != nil {
 			return err
+		}
+	}
+	if ch.Refs != nil {
+		if _, err := tx.Exec(ctx, `DELETE FROM connection_refs WHERE connection_id = $1 AND NOT (ref = ANY($2))`, c.ID, ch.Refs); err != nil {
+			return fmt.Errorf("drop refs: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO connection_refs (provider, ref, connection_id) SELECT $1, r, $2 FROM unnest($3::text[]) AS r
+			ON CONFLICT (provider, ref) DO NOTHING`, c.Provider, c.ID, ch.Refs); err != nil {
+			return fmt.Errorf("write refs: %w", err)
 		}
 	}
 	for _, j := range ch.Jobs {
@@ -339,10 +359,10 @@ func (s *Store) DeleteConnection(ctx context.Context, clientID, id string) error
 
 // PollNow makes a Running connection's poll due now: it enqueues one (a no-op while one is
 // pending, under the same unique key) and brings a pending one forward.
-func (s *Store) PollNow(ctx context.Context, id, pollKind, uniqueKey string) error {
+func (s *Store) PollNow(ctx context.Context, provider, id, pollKind, uniqueKey string) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var status string
-		err := tx.QueryRow(ctx, `SELECT status FROM connections WHERE id = $1 FOR UPDATE`, id).Scan(&status)
+		err := tx.QueryRow(ctx, `SELECT status FROM connections WHERE id = $1 AND provider = $2 FOR UPDATE`, id, provider).Scan(&status)
 		if errors.Is(err, pgx.ErrNoRows) || (err == nil && status != string(connection.Running)) {
 			return nil // deleted, or not waiting on the upstream: nothing to poll
 		}
@@ -354,6 +374,14 @@ func (s *Store) PollNow(ctx context.Context, id, pollKind, uniqueKey string) err
 		}
 		return jobs.Advance(ctx, tx, uniqueKey)
 	})
+}
+
+func (s *Store) ConnectionsByRefs(ctx context.Context, provider string, refs []string) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT DISTINCT connection_id FROM connection_refs WHERE provider = $1 AND ref = ANY($2) ORDER BY 1`, provider, refs)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
 
 // ---- changes

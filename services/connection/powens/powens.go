@@ -238,23 +238,14 @@ func (p *Provider) Callback(ctx context.Context, l connection.Login, params map[
 		return connection.Outcome{Status: connection.Failed, Reason: connection.RedirectDenied, UpstreamCode: upstreamCode(code),
 			Message: "the user did not authorise access at the bank"}, nil
 	}
-	var con api.Connection
-	if id, err := strconv.ParseInt(params["id_connection"], 10, 64); err == nil && id > 0 {
-		if con, err = p.api.Connection(ctx, s.Temporary, id, "sources"); err != nil {
-			return p.failed(ctx, s, err), nil
-		}
-	} else {
-		// Puente's callback may not pass id_connection on; the user was made for this login,
-		// so its only connection is the one the bank authorised.
-		cons, err := p.api.Connections(ctx, s.Temporary)
-		if err != nil {
-			return p.failed(ctx, s, err), nil
-		}
-		if len(cons) != 1 {
-			p.discard(ctx, s)
-			return internal("Powens sent the user back without a connection"), nil
-		}
-		con = cons[0]
+	id, err := strconv.ParseInt(params["id_connection"], 10, 64)
+	if err != nil || id <= 0 {
+		p.discard(ctx, s)
+		return internal("Powens sent the user back without a connection"), nil
+	}
+	con, err := p.api.Connection(ctx, s.Temporary, id, "sources")
+	if err != nil {
+		return p.failed(ctx, s, err), nil
 	}
 	s.Connection = con.ID
 	return p.advance(ctx, l, s, con), nil

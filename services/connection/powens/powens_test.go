@@ -264,7 +264,7 @@ func TestAWebauthLoginGoesThroughTheBankAndBack(t *testing.T) {
 		only     []string // the callback parameters Puente passes on (nil: all)
 	}{
 		{"approve", connection.WaitingMFA, nil},
-		{"approve", connection.WaitingMFA, []string{"state"}}, // id_connection not passed on
+		{"approve", connection.Failed, []string{"state"}}, // id_connection lost: nothing to guess from
 		{"deny", connection.Failed, nil},
 	} {
 		t.Run(tc.decision, func(t *testing.T) {
@@ -296,6 +296,10 @@ func TestAWebauthLoginGoesThroughTheBankAndBack(t *testing.T) {
 			if tc.decision == "deny" {
 				require.Equal(t, connection.RedirectDenied, out.Reason)
 				require.Equal(t, "access_denied", out.UpstreamCode)
+				return
+			}
+			if tc.status == connection.Failed {
+				require.Equal(t, connection.Internal, out.Reason)
 				return
 			}
 			require.Len(t, out.Challenge.Fields, 1)

@@ -744,7 +744,6 @@ func (s *Server) appSubmit(w http.ResponseWriter, r *http.Request) {
 	default:
 		c.Status, c.Institution = "ACTIVE", entity
 		q.Set("consentId", c.ConsentID)
-		q.Set("code", c.ConsentID)
 	}
 	s.mu.Unlock()
 	back.RawQuery = q.Encode()

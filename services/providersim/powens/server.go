@@ -139,6 +139,7 @@ func New(o Options) *Server {
 	s.mux.HandleFunc("POST /auth/init", s.authInit)
 	s.mux.HandleFunc("GET /auth/token/code", s.authCode)
 	s.mux.HandleFunc("POST /auth/token/access", s.authAccess)
+	s.mux.HandleFunc("POST /auth/renew", s.authRenew)
 	s.mux.HandleFunc("GET /connectors", s.listConnectors)
 	s.mux.HandleFunc("POST /users/me/connections", s.createConnection)
 	s.mux.HandleFunc("GET /users/me/connections", s.listConnections)
@@ -186,6 +187,16 @@ func (s *Server) LastConnection() int64 {
 		last = max(last, id)
 	}
 	return last
+}
+
+// UserOf is the user that owns connection id (0: no such connection).
+func (s *Server) UserOf(id int64) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c := s.conns[id]; c != nil {
+		return c.user
+	}
+	return 0
 }
 
 // Faulted counts the requests a fault was injected into.
@@ -440,6 +451,34 @@ func (s *Server) authAccess(w http.ResponseWriter, r *http.Request) {
 	}
 	v := randomString(32)
 	s.tokens[v] = token{user: c.user, kind: permanent}
+	writeJSON(w, http.StatusOK, jsonObj{"access_token": v, "token_type": "Bearer"})
+}
+
+// authRenew gives an existing user (id_user) a new permanent token, for the client's own
+// backend; without id_user Powens would make a new user, which no test needs.
+func (s *Server) authRenew(w http.ResponseWriter, r *http.Request) {
+	body, err := readBody(r)
+	if err != nil {
+		serviceError(w, http.StatusBadRequest, "dataError", "Invalid JSON body")
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if body["grant_type"] != "client_credentials" || body["client_id"] != s.o.ClientID || body["client_secret"] != s.o.ClientSecret {
+		serviceError(w, http.StatusUnauthorized, "forbidden", "Invalid client credentials")
+		return
+	}
+	user, err := strconv.ParseInt(body["id_user"], 10, 64)
+	exists := false
+	for _, t := range s.tokens {
+		exists = exists || t.user == user
+	}
+	if err != nil || !exists {
+		serviceError(w, http.StatusNotFound, "notFound", "Unknown user")
+		return
+	}
+	v := randomString(32)
+	s.tokens[v] = token{user: user, kind: permanent}
 	writeJSON(w, http.StatusOK, jsonObj{"access_token": v, "token_type": "Bearer"})
 }
 

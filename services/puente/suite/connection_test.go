@@ -4,7 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -357,6 +357,34 @@ func TestRedirectInstitutionsCompleteOnTheCallbackOnce(t *testing.T) {
 	}
 	forged := b.do(http.MethodGet, "/v1/connections:callback?state=pst_forged&result=approve", "", nil)
 	require.Equal(t, http.StatusBadRequest, forged.Status)
+}
+
+func TestTheCallbackRefusesTooManyOrOversizeParameters(t *testing.T) {
+	b := setup(t)
+	c := b.newClient("acme")
+	user := b.newUser(c, "u-1")
+	con := b.connect(c.Token, user, b.redirectInstitution(c.Token), nil)
+	authURL, err := url.Parse(con.GetAuthorizationUrl())
+	require.NoError(t, err)
+	callback := "/v1/connections:callback?state=" + url.QueryEscape(authURL.Query().Get("state")) + "&result=approve"
+
+	many := callback
+	for i := range 33 {
+		many += fmt.Sprintf("&p%d=v", i)
+	}
+	big := callback + "&big=" + strings.Repeat("x", 2049)
+	for name, path := range map[string]string{"33 parameters": many, "a value over 2048 characters": big} {
+		r := b.do(http.MethodGet, path, "", nil)
+		require.Equal(t, http.StatusBadRequest, r.Status, "%s: %s", name, r.Raw)
+		fields := fieldViolations(t, r)
+		require.NotEmpty(t, fields, r.Raw)
+		require.True(t, strings.HasPrefix(fields[0], "params"), "%s blames %v", name, fields)
+	}
+
+	// A refused callback did not spend the state: the user's real return still completes.
+	back := b.do(http.MethodGet, callback+"&extra=kept", "", nil)
+	require.Equal(t, http.StatusOK, back.Status, back.Raw)
+	b.watchUntil(c.Token, con.GetId(), connectionv1.ConnectionStatus_CONNECTION_STATUS_SUCCEEDED)
 }
 
 func TestEveryTwoFactorScriptOfTheSandbox(t *testing.T) {

@@ -12,8 +12,8 @@ import (
 // Powens (France/EU, ex Budget Insight), custom connection protocol: CREDENTIALS logins for
 // credentials connectors and REDIRECT logins through /webauth for webauth connectors, each with
 // its own Powens user whose permanent token the login state keeps for extraction. Webhooks
-// (CONNECTION_SYNCED) are verified and recorded; they name Powens' connection id, which no
-// service can map back to a Puente connection yet, so they are routed nowhere.
+// (CONNECTION_SYNCED, ...) name Powens' user and connection ids, which the connection service
+// maps back to the login that holds them and polls at once.
 func init() {
 	upstreams["powens"] = upstream{
 		enabled: func(c Config) bool { return c.Powens.Enabled() },
@@ -39,5 +39,6 @@ func init() {
 			}
 			return inbound.Powens{Key: []byte(s.cfg.Powens.WebhookSecret), Path: path}, nil
 		},
+		events: []string{"connection"},
 	}
 }

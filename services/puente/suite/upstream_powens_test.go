@@ -29,11 +29,12 @@ const (
 // suite's /v1/inbound/powens.
 type powensBundle struct {
 	*bundle
-	sim *powenssim.Server
-	c   client
+	sim    *powenssim.Server
+	simURL string
+	c      client
 }
 
-func setupPowens(t testing.TB, w io.Writer, level slog.Level) *powensBundle {
+func setupPowens(t testing.TB, w io.Writer, level slog.Level, more ...func(*suite.Config)) *powensBundle {
 	t.Helper()
 	sim := powenssim.New(powenssim.Options{ClientID: powensClientID, ClientSecret: powensClientSecret, WebhookSecret: powensWebhookKey})
 	srv := httptest.NewServer(sim)
@@ -43,9 +44,12 @@ func setupPowens(t testing.TB, w io.Writer, level slog.Level) *powensBundle {
 		c.Powens = pw.Config{URL: srv.URL + "/2.0", ClientID: powensClientID, ClientSecret: powensClientSecret,
 			WebhookSecret: powensWebhookKey, WebhookPath: "/v1/inbound/powens", RatePerSecond: 200,
 			Timeout: 2 * time.Second, PollInterval: 50 * time.Millisecond}
+		for _, f := range more {
+			f(c)
+		}
 	})
 	sim.SetWebhookURL(b.rest + "/v1/inbound/powens")
-	return &powensBundle{bundle: b, sim: sim, c: b.newClient("acme")}
+	return &powensBundle{bundle: b, sim: sim, simURL: srv.URL, c: b.newClient("acme")}
 }
 
 // institution is the Powens institution of connector uuid, as REST shows it.
@@ -315,6 +319,51 @@ func TestUpstreamPowensDecoupledValidation(t *testing.T) {
 	b.consentAuthorised(consentID)
 	accounts, _ := b.readData(consentID)
 	require.Len(t, accounts, 1)
+}
+
+func TestUpstreamPowensWebhooksPollTheLoginTheyName(t *testing.T) {
+	// Polls an hour apart: only Powens' webhooks can move the login on within the test.
+	b := setupPowens(t, nil, slog.LevelDebug, func(c *suite.Config) { c.Powens.PollInterval = time.Hour })
+	in := b.institution(powenssim.TestConnectorUUID)
+	user := b.newUser(b.c, "u-1")
+	conID, consentID, _ := b.start(user, in["id"].(string), powensCreds(powenssim.LoginDecoupled))
+	upstreamCode := func(want string) {
+		t.Helper()
+		waitUntil(t, 20*time.Second, "connection "+conID+" shows upstream code "+want, func() (bool, string) {
+			r := b.do(http.MethodGet, "/v1/connections/"+conID, b.c.Token, nil)
+			return str(r.JSON, "connection", "upstream_code") == want, r.Raw
+		})
+	}
+	upstreamCode("decoupled")
+	powensConn := b.sim.LastConnection()
+
+	// A login of another user of the same client, waiting too: the webhooks are not about it.
+	other, _, _ := b.start(b.newUser(b.c, "u-2"), in["id"].(string), powensCreds(powenssim.LoginDecoupled))
+	waitUntil(t, 20*time.Second, "the other login waits on its validation", func() (bool, string) {
+		r := b.do(http.MethodGet, "/v1/connections/"+other, b.c.Token, nil)
+		return str(r.JSON, "connection", "upstream_code") == "decoupled", r.Raw
+	})
+
+	// Powens sends webhooks only about users with a permanent token: the client's backend makes
+	// one for the login's user, as it may (POST /auth/renew).
+	renew, err := http.PostForm(b.simURL+"/2.0/auth/renew", url.Values{"grant_type": {"client_credentials"},
+		"client_id": {powensClientID}, "client_secret": {powensClientSecret}, "id_user": {strconv.FormatInt(b.sim.UserOf(powensConn), 10)}})
+	require.NoError(t, err)
+	renew.Body.Close()
+	require.Equal(t, http.StatusOK, renew.StatusCode)
+
+	// The user validated in the bank's app; Powens says the connection synced: the first poll
+	// resumes the validation, the second finds it through.
+	require.NoError(t, b.sim.NotifyConnectionSynced(t.Context(), powensConn))
+	upstreamCode("validating")
+	require.NoError(t, b.sim.NotifyConnectionSynced(t.Context(), powensConn))
+	b.chooseAccounts(conID, "Carte Visa")
+	b.reaches(conID, "CONNECTION_STATUS_SUCCEEDED")
+	b.consentAuthorised(consentID)
+
+	r := b.do(http.MethodGet, "/v1/connections/"+other, b.c.Token, nil)
+	require.Equal(t, "CONNECTION_STATUS_RUNNING", str(r.JSON, "connection", "status"), r.Raw)
+	require.Equal(t, "decoupled", str(r.JSON, "connection", "upstream_code"), "a webhook polls only the login it names: %s", r.Raw)
 }
 
 func TestUpstreamPowensWebauth(t *testing.T) {

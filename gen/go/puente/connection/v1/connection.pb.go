@@ -1410,7 +1410,12 @@ type CompleteRedirectRequest struct {
 	Code  string `protobuf:"bytes,2,opt,name=code,proto3" json:"code,omitempty"`
 	Error string `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
 	// The Sandbox's hosted page answers "approve" or "deny" here.
-	Result        string `protobuf:"bytes,4,opt,name=result,proto3" json:"result,omitempty"`
+	Result string `protobuf:"bytes,4,opt,name=result,proto3" json:"result,omitempty"`
+	// Every query parameter the upstream put on the callback URL (the first value of each), since
+	// each upstream names what it sends back its own way (Powens' id_connection, Boufin's
+	// consentId). The REST route fills it from the query; code, error and result above win over
+	// the same names here.
+	Params        map[string]string `protobuf:"bytes,5,rep,name=params,proto3" json:"params,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1471,6 +1476,13 @@ func (x *CompleteRedirectRequest) GetResult() string {
 		return x.Result
 	}
 	return ""
+}
+
+func (x *CompleteRedirectRequest) GetParams() map[string]string {
+	if x != nil {
+		return x.Params
+	}
+	return nil
 }
 
 type CompleteRedirectResponse struct {
@@ -2189,12 +2201,16 @@ const file_puente_connection_v1_connection_proto_rawDesc = "" +
 	" ReauthenticateConnectionResponse\x12@\n" +
 	"\n" +
 	"connection\x18\x01 \x01(\v2 .puente.connection.v1.ConnectionR\n" +
-	"connection\"\xa0\x01\n" +
+	"connection\"\xca\x02\n" +
 	"\x17CompleteRedirectRequest\x12#\n" +
 	"\x05state\x18\x01 \x01(\tB\r\xbaH\ar\x05\x10\x01\x18\x80\x02\x80\x01\x01R\x05state\x12\x1f\n" +
 	"\x04code\x18\x02 \x01(\tB\v\xbaH\x05r\x03\x18\x80\x10\x80\x01\x01R\x04code\x12\x1e\n" +
 	"\x05error\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\x05error\x12\x1f\n" +
-	"\x06result\x18\x04 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06result\"\x7f\n" +
+	"\x06result\x18\x04 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06result\x12m\n" +
+	"\x06params\x18\x05 \x03(\v29.puente.connection.v1.CompleteRedirectRequest.ParamsEntryB\x1a\xbaH\x14\x9a\x01\x11\x10 \"\x06r\x04\x10\x01\x18@*\x05r\x03\x18\x80\x10\x80\x01\x01R\x06params\x1a9\n" +
+	"\vParamsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x7f\n" +
 	"\x18CompleteRedirectResponse\x12@\n" +
 	"\n" +
 	"connection\x18\x01 \x01(\v2 .puente.connection.v1.ConnectionR\n" +
@@ -2310,7 +2326,7 @@ func file_puente_connection_v1_connection_proto_rawDescGZIP() []byte {
 }
 
 var file_puente_connection_v1_connection_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_puente_connection_v1_connection_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_puente_connection_v1_connection_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_puente_connection_v1_connection_proto_goTypes = []any{
 	(ConnectionStatus)(0),                    // 0: puente.connection.v1.ConnectionStatus
 	(FailureReason)(0),                       // 1: puente.connection.v1.FailureReason
@@ -2350,22 +2366,23 @@ var file_puente_connection_v1_connection_proto_goTypes = []any{
 	nil,                                      // 35: puente.connection.v1.CreateConnectionRequest.CredentialsEntry
 	nil,                                      // 36: puente.connection.v1.SubmitMfaRequest.AnswersEntry
 	nil,                                      // 37: puente.connection.v1.ReauthenticateConnectionRequest.CredentialsEntry
-	(*timestamppb.Timestamp)(nil),            // 38: google.protobuf.Timestamp
+	nil,                                      // 38: puente.connection.v1.CompleteRedirectRequest.ParamsEntry
+	(*timestamppb.Timestamp)(nil),            // 39: google.protobuf.Timestamp
 }
 var file_puente_connection_v1_connection_proto_depIdxs = []int32{
 	2,  // 0: puente.connection.v1.ChallengeField.type:type_name -> puente.connection.v1.ChallengeFieldType
 	4,  // 1: puente.connection.v1.ChallengeField.options:type_name -> puente.connection.v1.ChallengeOption
 	5,  // 2: puente.connection.v1.MfaChallenge.fields:type_name -> puente.connection.v1.ChallengeField
-	38, // 3: puente.connection.v1.MfaChallenge.expire_time:type_name -> google.protobuf.Timestamp
+	39, // 3: puente.connection.v1.MfaChallenge.expire_time:type_name -> google.protobuf.Timestamp
 	0,  // 4: puente.connection.v1.ConnectionStep.status:type_name -> puente.connection.v1.ConnectionStatus
 	1,  // 5: puente.connection.v1.ConnectionStep.reason:type_name -> puente.connection.v1.FailureReason
-	38, // 6: puente.connection.v1.ConnectionStep.time:type_name -> google.protobuf.Timestamp
+	39, // 6: puente.connection.v1.ConnectionStep.time:type_name -> google.protobuf.Timestamp
 	0,  // 7: puente.connection.v1.Connection.status:type_name -> puente.connection.v1.ConnectionStatus
 	1,  // 8: puente.connection.v1.Connection.reason:type_name -> puente.connection.v1.FailureReason
 	6,  // 9: puente.connection.v1.Connection.mfa:type_name -> puente.connection.v1.MfaChallenge
 	7,  // 10: puente.connection.v1.Connection.timeline:type_name -> puente.connection.v1.ConnectionStep
-	38, // 11: puente.connection.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
-	38, // 12: puente.connection.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
+	39, // 11: puente.connection.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
+	39, // 12: puente.connection.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
 	35, // 13: puente.connection.v1.CreateConnectionRequest.credentials:type_name -> puente.connection.v1.CreateConnectionRequest.CredentialsEntry
 	8,  // 14: puente.connection.v1.CreateConnectionResponse.connection:type_name -> puente.connection.v1.Connection
 	8,  // 15: puente.connection.v1.GetConnectionResponse.connection:type_name -> puente.connection.v1.Connection
@@ -2375,42 +2392,43 @@ var file_puente_connection_v1_connection_proto_depIdxs = []int32{
 	8,  // 19: puente.connection.v1.SubmitMfaResponse.connection:type_name -> puente.connection.v1.Connection
 	37, // 20: puente.connection.v1.ReauthenticateConnectionRequest.credentials:type_name -> puente.connection.v1.ReauthenticateConnectionRequest.CredentialsEntry
 	8,  // 21: puente.connection.v1.ReauthenticateConnectionResponse.connection:type_name -> puente.connection.v1.Connection
-	8,  // 22: puente.connection.v1.CompleteRedirectResponse.connection:type_name -> puente.connection.v1.Connection
-	8,  // 23: puente.connection.v1.RequireLoginResponse.connection:type_name -> puente.connection.v1.Connection
-	0,  // 24: puente.connection.v1.GetConnectionLinkResponse.status:type_name -> puente.connection.v1.ConnectionStatus
-	1,  // 25: puente.connection.v1.GetConnectionLinkResponse.reason:type_name -> puente.connection.v1.FailureReason
-	3,  // 26: puente.connection.v1.FireEventRequest.type:type_name -> puente.connection.v1.SandboxEventType
-	9,  // 27: puente.connection.v1.ConnectionService.CreateConnection:input_type -> puente.connection.v1.CreateConnectionRequest
-	11, // 28: puente.connection.v1.ConnectionService.GetConnection:input_type -> puente.connection.v1.GetConnectionRequest
-	13, // 29: puente.connection.v1.ConnectionService.ListConnections:input_type -> puente.connection.v1.ListConnectionsRequest
-	15, // 30: puente.connection.v1.ConnectionService.WatchConnection:input_type -> puente.connection.v1.WatchConnectionRequest
-	17, // 31: puente.connection.v1.ConnectionService.SubmitMfa:input_type -> puente.connection.v1.SubmitMfaRequest
-	19, // 32: puente.connection.v1.ConnectionService.DeleteConnection:input_type -> puente.connection.v1.DeleteConnectionRequest
-	23, // 33: puente.connection.v1.ConnectionService.CompleteRedirect:input_type -> puente.connection.v1.CompleteRedirectRequest
-	21, // 34: puente.connection.v1.ConnectionService.ReauthenticateConnection:input_type -> puente.connection.v1.ReauthenticateConnectionRequest
-	27, // 35: puente.connection.v1.ConnectionService.GetConnectionLink:input_type -> puente.connection.v1.GetConnectionLinkRequest
-	33, // 36: puente.connection.v1.ConnectionService.HandleUpstreamEvent:input_type -> puente.connection.v1.HandleUpstreamEventRequest
-	25, // 37: puente.connection.v1.SandboxService.RequireLogin:input_type -> puente.connection.v1.RequireLoginRequest
-	29, // 38: puente.connection.v1.SandboxService.AdvanceDays:input_type -> puente.connection.v1.AdvanceDaysRequest
-	31, // 39: puente.connection.v1.SandboxService.FireEvent:input_type -> puente.connection.v1.FireEventRequest
-	10, // 40: puente.connection.v1.ConnectionService.CreateConnection:output_type -> puente.connection.v1.CreateConnectionResponse
-	12, // 41: puente.connection.v1.ConnectionService.GetConnection:output_type -> puente.connection.v1.GetConnectionResponse
-	14, // 42: puente.connection.v1.ConnectionService.ListConnections:output_type -> puente.connection.v1.ListConnectionsResponse
-	16, // 43: puente.connection.v1.ConnectionService.WatchConnection:output_type -> puente.connection.v1.WatchConnectionResponse
-	18, // 44: puente.connection.v1.ConnectionService.SubmitMfa:output_type -> puente.connection.v1.SubmitMfaResponse
-	20, // 45: puente.connection.v1.ConnectionService.DeleteConnection:output_type -> puente.connection.v1.DeleteConnectionResponse
-	24, // 46: puente.connection.v1.ConnectionService.CompleteRedirect:output_type -> puente.connection.v1.CompleteRedirectResponse
-	22, // 47: puente.connection.v1.ConnectionService.ReauthenticateConnection:output_type -> puente.connection.v1.ReauthenticateConnectionResponse
-	28, // 48: puente.connection.v1.ConnectionService.GetConnectionLink:output_type -> puente.connection.v1.GetConnectionLinkResponse
-	34, // 49: puente.connection.v1.ConnectionService.HandleUpstreamEvent:output_type -> puente.connection.v1.HandleUpstreamEventResponse
-	26, // 50: puente.connection.v1.SandboxService.RequireLogin:output_type -> puente.connection.v1.RequireLoginResponse
-	30, // 51: puente.connection.v1.SandboxService.AdvanceDays:output_type -> puente.connection.v1.AdvanceDaysResponse
-	32, // 52: puente.connection.v1.SandboxService.FireEvent:output_type -> puente.connection.v1.FireEventResponse
-	40, // [40:53] is the sub-list for method output_type
-	27, // [27:40] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	38, // 22: puente.connection.v1.CompleteRedirectRequest.params:type_name -> puente.connection.v1.CompleteRedirectRequest.ParamsEntry
+	8,  // 23: puente.connection.v1.CompleteRedirectResponse.connection:type_name -> puente.connection.v1.Connection
+	8,  // 24: puente.connection.v1.RequireLoginResponse.connection:type_name -> puente.connection.v1.Connection
+	0,  // 25: puente.connection.v1.GetConnectionLinkResponse.status:type_name -> puente.connection.v1.ConnectionStatus
+	1,  // 26: puente.connection.v1.GetConnectionLinkResponse.reason:type_name -> puente.connection.v1.FailureReason
+	3,  // 27: puente.connection.v1.FireEventRequest.type:type_name -> puente.connection.v1.SandboxEventType
+	9,  // 28: puente.connection.v1.ConnectionService.CreateConnection:input_type -> puente.connection.v1.CreateConnectionRequest
+	11, // 29: puente.connection.v1.ConnectionService.GetConnection:input_type -> puente.connection.v1.GetConnectionRequest
+	13, // 30: puente.connection.v1.ConnectionService.ListConnections:input_type -> puente.connection.v1.ListConnectionsRequest
+	15, // 31: puente.connection.v1.ConnectionService.WatchConnection:input_type -> puente.connection.v1.WatchConnectionRequest
+	17, // 32: puente.connection.v1.ConnectionService.SubmitMfa:input_type -> puente.connection.v1.SubmitMfaRequest
+	19, // 33: puente.connection.v1.ConnectionService.DeleteConnection:input_type -> puente.connection.v1.DeleteConnectionRequest
+	23, // 34: puente.connection.v1.ConnectionService.CompleteRedirect:input_type -> puente.connection.v1.CompleteRedirectRequest
+	21, // 35: puente.connection.v1.ConnectionService.ReauthenticateConnection:input_type -> puente.connection.v1.ReauthenticateConnectionRequest
+	27, // 36: puente.connection.v1.ConnectionService.GetConnectionLink:input_type -> puente.connection.v1.GetConnectionLinkRequest
+	33, // 37: puente.connection.v1.ConnectionService.HandleUpstreamEvent:input_type -> puente.connection.v1.HandleUpstreamEventRequest
+	25, // 38: puente.connection.v1.SandboxService.RequireLogin:input_type -> puente.connection.v1.RequireLoginRequest
+	29, // 39: puente.connection.v1.SandboxService.AdvanceDays:input_type -> puente.connection.v1.AdvanceDaysRequest
+	31, // 40: puente.connection.v1.SandboxService.FireEvent:input_type -> puente.connection.v1.FireEventRequest
+	10, // 41: puente.connection.v1.ConnectionService.CreateConnection:output_type -> puente.connection.v1.CreateConnectionResponse
+	12, // 42: puente.connection.v1.ConnectionService.GetConnection:output_type -> puente.connection.v1.GetConnectionResponse
+	14, // 43: puente.connection.v1.ConnectionService.ListConnections:output_type -> puente.connection.v1.ListConnectionsResponse
+	16, // 44: puente.connection.v1.ConnectionService.WatchConnection:output_type -> puente.connection.v1.WatchConnectionResponse
+	18, // 45: puente.connection.v1.ConnectionService.SubmitMfa:output_type -> puente.connection.v1.SubmitMfaResponse
+	20, // 46: puente.connection.v1.ConnectionService.DeleteConnection:output_type -> puente.connection.v1.DeleteConnectionResponse
+	24, // 47: puente.connection.v1.ConnectionService.CompleteRedirect:output_type -> puente.connection.v1.CompleteRedirectResponse
+	22, // 48: puente.connection.v1.ConnectionService.ReauthenticateConnection:output_type -> puente.connection.v1.ReauthenticateConnectionResponse
+	28, // 49: puente.connection.v1.ConnectionService.GetConnectionLink:output_type -> puente.connection.v1.GetConnectionLinkResponse
+	34, // 50: puente.connection.v1.ConnectionService.HandleUpstreamEvent:output_type -> puente.connection.v1.HandleUpstreamEventResponse
+	26, // 51: puente.connection.v1.SandboxService.RequireLogin:output_type -> puente.connection.v1.RequireLoginResponse
+	30, // 52: puente.connection.v1.SandboxService.AdvanceDays:output_type -> puente.connection.v1.AdvanceDaysResponse
+	32, // 53: puente.connection.v1.SandboxService.FireEvent:output_type -> puente.connection.v1.FireEventResponse
+	41, // [41:54] is the sub-list for method output_type
+	28, // [28:41] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_puente_connection_v1_connection_proto_init() }
@@ -2424,7 +2442,7 @@ func file_puente_connection_v1_connection_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_puente_connection_v1_connection_proto_rawDesc), len(file_puente_connection_v1_connection_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   34,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   2,
 		},
