@@ -29,8 +29,9 @@ type Client struct {
 	// sessions caches a session token per Syncfy id_user.
 	sessions *upstream.Tokens
 	// users caches the Syncfy id_user of each external id (find-or-create, once at a time).
-	users *upstream.Tokens
-	now   func() time.Time
+	users     *upstream.Tokens
+	now       func() time.Time
+	pollAfter time.Duration
 }
 
 // New returns a client for cfg.
@@ -49,11 +50,18 @@ func New(cfg Config, log *slog.Logger) (*Client, error) {
 		return nil, err
 	}
 	base, _ := url.Parse(hc.URL("/"))
-	c := &Client{http: hc, base: base, apiKey: cfg.APIKey, now: time.Now}
+	poll := cfg.PollInterval
+	if poll <= 0 {
+		poll = PollAfter
+	}
+	c := &Client{http: hc, base: base, apiKey: cfg.APIKey, now: time.Now, pollAfter: poll}
 	c.sessions = &upstream.Tokens{Fetch: c.newSession, Early: SessionRefreshEarly}
 	c.users = &upstream.Tokens{Fetch: c.findOrCreateUser}
 	return c, nil
 }
+
+// PollAfter is how long to wait between two reads of a job's status (Config.PollInterval).
+func (c *Client) PollAfter() time.Duration { return c.pollAfter }
 
 // ---- calls
 

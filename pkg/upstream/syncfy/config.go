@@ -14,6 +14,9 @@ type Config struct {
 	// RatePerSecond bounds calls from this process (0: RatePerSecond, Syncfy's documented 5/s).
 	// Only a simulator may be called faster.
 	RatePerSecond float64 `env:"PUENTE_SYNCFY_RATE_PER_SECOND"`
+	// PollInterval is how long the connection service waits between two reads of a job's
+	// status (0: PollAfter). Only a simulator should be polled faster.
+	PollInterval time.Duration `env:"PUENTE_SYNCFY_POLL_INTERVAL" default:"1s"`
 }
 
 // Enabled reports whether the provider is configured.

@@ -144,7 +144,7 @@ func (p *Provider) Start(ctx context.Context, l connection.Login) (connection.Ou
 	}
 	st := state{IDUser: idUser, IDCredential: j.IDCredential, IDJob: j.IDJob, Status: j.Status, Twofa: j.Twofa, WS: j.WS}
 	return connection.Outcome{Status: connection.Running, UpstreamCode: "100", Message: syncfy.Codes[100].Message,
-		PollAfter: syncfy.PollAfter, State: st.encode()}, nil
+		PollAfter: p.api.PollAfter(), State: st.encode()}, nil
 }
 
 // Poll implements connection.Provider: the last code of the job's history decides.
@@ -163,7 +163,7 @@ func (p *Provider) Poll(ctx context.Context, l connection.Login) (connection.Out
 	last := hist[len(hist)-1]
 	if last.Code == 410 && len(hist) <= st.Answered {
 		// The answer is on its way: the job has not moved past the 410 answered.
-		return connection.Outcome{Status: connection.Running, UpstreamCode: "103", PollAfter: syncfy.PollAfter}, nil
+		return connection.Outcome{Status: connection.Running, UpstreamCode: "103", PollAfter: p.api.PollAfter()}, nil
 	}
 	return p.outcome(l, st, hist, last), nil
 }
@@ -175,7 +175,7 @@ func (p *Provider) outcome(l connection.Login, st state, hist []syncfy.JobStatus
 		UpstreamCode: fmt.Sprint(last.Code), Message: c.Message}
 	switch out.Status {
 	case connection.Running:
-		out.PollAfter = syncfy.PollAfter
+		out.PollAfter = p.api.PollAfter()
 	case connection.WaitingMFA:
 		ch, ok := challenge(last, l.Round+1, p.now().Add(syncfy.ChallengeWindow))
 		if !ok {
@@ -228,7 +228,7 @@ func (p *Provider) Answer(ctx context.Context, l connection.Login, answers map[s
 	if err := p.api.Twofa(ctx, st.IDUser, st.Twofa, answers); err != nil {
 		// Whether the answer arrived or not (the job may have timed out), the job's status says
 		// what happens next: a new 410 asks again, 411 ends the login.
-		return connection.Outcome{Status: connection.Running, PollAfter: syncfy.PollAfter, Message: "the two-factor answer was not accepted; reading the job's status"}, nil
+		return connection.Outcome{Status: connection.Running, PollAfter: p.api.PollAfter(), Message: "the two-factor answer was not accepted; reading the job's status"}, nil
 	}
 	hist, err := p.api.JobStatus(ctx, st.IDUser, st.Status)
 	if err == nil {
@@ -243,7 +243,7 @@ func (p *Provider) Answer(ctx context.Context, l connection.Login, answers map[s
 		}
 	}
 	return connection.Outcome{Status: connection.Running, UpstreamCode: "103", Message: syncfy.Codes[103].Message,
-		PollAfter: syncfy.PollAfter, State: st.encode()}, nil
+		PollAfter: p.api.PollAfter(), State: st.encode()}, nil
 }
 
 // failure is how a call that failed for good ends a login.

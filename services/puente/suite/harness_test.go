@@ -107,10 +107,11 @@ func suiteConfig(t testing.TB) (suite.Config, string) {
 	}
 	cfg.Consent = consent.Config{EncryptionKeys: cfg.Authtoken.EncryptionKeys}
 	cfg.Connection = connection.Config{EncryptionKeys: cfg.Authtoken.EncryptionKeys, HashKey: cfg.Authtoken.HashKey,
-		PublicURL: "http://puente.test", Sandbox: true, Workers: 4}
+		PublicURL: "http://puente.test", Sandbox: true, Workers: 4, MinPollInterval: time.Second}
 	cfg.Extraction = extraction.Config{EncryptionKeys: cfg.Authtoken.EncryptionKeys, Sandbox: true, PurgeAfter: 24 * time.Hour,
 		ProviderConcurrency: 16, Workers: 4}
-	cfg.Sync = syncs.Config{EncryptionKeys: cfg.Authtoken.EncryptionKeys, InstitutionConcurrency: 8, DefaultInterval: 24 * time.Hour, Workers: 8, Lease: time.Minute}
+	cfg.Sync = syncs.Config{EncryptionKeys: cfg.Authtoken.EncryptionKeys, InstitutionConcurrency: 8, DefaultInterval: 24 * time.Hour, Workers: 8, Lease: time.Minute,
+		UpstreamTimeout: 30 * time.Minute, BatchGather: 200 * time.Millisecond}
 	cfg.Gateway.AllowedOrigins = []string{"https://app.example"}
 	cfg.Webhook = webhook.Config{
 		EncryptionKeys: cfg.Authtoken.EncryptionKeys, AllowInsecureURLs: true,

@@ -28,9 +28,8 @@ const (
 // klaviBundle is a suite with Klavi enabled against a fresh simulator whose webhooks go to the
 // suite's /v1/inbound/klavi.
 type klaviBundle struct {
-	*bundle
+	restLink
 	sim *klavisim.Server
-	c   client
 }
 
 func setupKlavi(t testing.TB, w io.Writer, level slog.Level, hold bool, poll time.Duration) *klaviBundle {
@@ -42,10 +41,11 @@ func setupKlavi(t testing.TB, w io.Writer, level slog.Level, hold bool, poll tim
 	b := setupLogging(t, w, level, func(c *suite.Config) {
 		c.Klavi = kl.Config{URL: srv.URL, AccessKey: klaviAccess, SecretKey: klaviSecret, RatePerSecond: 100,
 			Timeout: 2 * time.Second, PollInterval: poll}
+		c.Connection.MinPollInterval = min(poll, time.Second) // production's 1 s, unless poll is shorter
 	})
 	inbound := b.rest + "/v1/inbound/klavi"
 	sim.SetWebhookURLs(inbound, inbound)
-	return &klaviBundle{bundle: b, sim: sim, c: b.newClient("acme")}
+	return &klaviBundle{restLink: restLink{bundle: b, c: b.newClient("acme")}, sim: sim}
 }
 
 func (b *klaviBundle) institution(code string) map[string]any {
@@ -103,18 +103,6 @@ func (b *klaviBundle) callback(location string) {
 	require.Contains(b.t, []int{http.StatusOK, http.StatusSeeOther}, r.Status, r.Raw)
 }
 
-func (b *klaviBundle) connectionReaches(id, want string) map[string]any {
-	b.t.Helper()
-	var con map[string]any
-	waitUntil(b.t, 20*time.Second, "connection "+id+" reaches "+want, func() (bool, string) {
-		r := b.do(http.MethodGet, "/v1/connections/"+id, b.c.Token, nil)
-		con, _ = r.JSON["connection"].(map[string]any)
-		st, _ := con["status"].(string)
-		return st == want, r.Raw
-	})
-	return con
-}
-
 // link links a user to Mock Bank end to end and returns the connection and consent.
 func (b *klaviBundle) link(ref string, creds map[string]string) (conID, consentID string) {
 	b.t.Helper()
@@ -122,21 +110,13 @@ func (b *klaviBundle) link(ref string, creds map[string]string) (conID, consentI
 	conID, consentID, bankURL := b.start(b.newUser(b.c, ref), in["id"].(string), creds)
 	b.callback(b.bank(bankURL, "approve"))
 	b.connectionReaches(conID, "CONNECTION_STATUS_SUCCEEDED")
-	b.consentAuthorised(consentID)
+	b.authorised(consentID)
 	return conID, consentID
 }
 
-func (b *klaviBundle) consentAuthorised(id string) {
-	b.t.Helper()
-	waitUntil(b.t, 20*time.Second, "consent "+id+" is authorised", func() (bool, string) {
-		r := b.do(http.MethodGet, "/v1/consents/"+id, b.c.Token, nil)
-		return str(r.JSON, "consent", "status") == "CONSENT_STATUS_AUTHORISED", r.Raw
-	})
-}
-
-// readData asks for the accounts (which asks Klavi for the report), waits for the report to
+// readReport asks for the accounts (which asks Klavi for the report), waits for the report to
 // arrive by webhook and fill them, and reads the transactions, all through REST.
-func (b *klaviBundle) readData(consentID string) (accounts []any, txns []any) {
+func (b *klaviBundle) readReport(consentID string) (accounts []any, txns []any) {
 	b.t.Helper()
 	r := b.do(http.MethodPost, "/v1/extractions", b.c.Token, map[string]any{"consent_id": consentID, "product": "ACCOUNTS"})
 	require.Equal(b.t, http.StatusOK, r.Status, r.Raw)
@@ -186,7 +166,7 @@ func TestUpstreamKlaviPersonalLinkToDataByWebhooks(t *testing.T) {
 	b.sim.Flush(context.Background()) // consent_authorised → /v1/inbound/klavi → poll now
 	require.Equal(t, http.StatusOK, b.sim.Deliveries()[0].Status, "the signed event was taken")
 	b.connectionReaches(conID, "CONNECTION_STATUS_SUCCEEDED")
-	b.consentAuthorised(consentID)
+	b.authorised(consentID)
 
 	r := b.do(http.MethodPost, "/v1/extractions", b.c.Token, map[string]any{"consent_id": consentID, "product": "ACCOUNTS"})
 	require.Equal(t, http.StatusOK, r.Status, r.Raw)
@@ -195,7 +175,7 @@ func TestUpstreamKlaviPersonalLinkToDataByWebhooks(t *testing.T) {
 	})
 	require.Zero(t, b.sim.Calls("/data/v1/business/user-data"))
 	b.sim.Flush(context.Background()) // the report → /v1/inbound/klavi → stored, consent refreshed
-	accounts, txns := b.readData(consentID)
+	accounts, txns := b.readReport(consentID)
 	require.Len(t, accounts, 1)
 	acc := accounts[0].(map[string]any)
 	require.Equal(t, "BRL", acc["currency"])
@@ -210,7 +190,7 @@ func TestUpstreamKlaviPersonalLinkToDataByWebhooks(t *testing.T) {
 }
 
 func TestUpstreamKlaviConsentAuthorisedByPolling(t *testing.T) {
-	b := setupKlavi(t, nil, slog.LevelDebug, true, time.Second) // webhooks held: polling alone
+	b := setupKlavi(t, nil, slog.LevelDebug, true, 20*time.Millisecond) // webhooks held: polling alone
 	_, consentID := b.link("u-poll", map[string]string{"cpf": klaviCPF})
 	require.Empty(t, b.sim.Deliveries(), "no webhook helped")
 	require.NotEmpty(t, consentID)
@@ -219,7 +199,7 @@ func TestUpstreamKlaviConsentAuthorisedByPolling(t *testing.T) {
 func TestUpstreamKlaviBusinessUserAsksTheBusinessEndpoint(t *testing.T) {
 	b := setupKlavi(t, nil, slog.LevelDebug, false, time.Second)
 	_, consentID := b.link("u-biz", map[string]string{"cpf": klaviCPF, "cnpj": klaviCNPJ})
-	accounts, _ := b.readData(consentID)
+	accounts, _ := b.readReport(consentID)
 	require.Len(t, accounts, 1)
 	require.Positive(t, b.sim.Calls("/data/v1/business/user-data"))
 	require.Zero(t, b.sim.Calls("/data/v1/personal/user-data"))
@@ -315,10 +295,11 @@ func TestUpstreamKlaviFailuresLeaveNothingHalfWritten(t *testing.T) {
 // bank approval, callback, consent_authorised webhook) to SUCCEEDED, and reads the accounts and
 // transactions of the report Klavi pushes, through REST.
 func BenchmarkLinkToDataKlavi(bb *testing.B) {
-	b := setupKlavi(bb, io.Discard, slog.LevelInfo, false, time.Second)
+	// Production's poll interval: the consent_authorised webhook, not a poll, ends the login.
+	b := setupKlavi(bb, io.Discard, slog.LevelInfo, false, 10*time.Second)
 	bb.ResetTimer()
 	for i := 0; bb.Loop(); i++ {
 		_, consentID := b.link("bench-"+strings.Repeat("x", i%3)+time.Now().Format("150405.000000000"), map[string]string{"cpf": klaviCPF})
-		b.readData(consentID)
+		b.readReport(consentID)
 	}
 }

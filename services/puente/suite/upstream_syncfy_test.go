@@ -21,9 +21,8 @@ const syncfyKey = "sk_test_puente_syncfy"
 
 // syncfyBundle is a suite with Syncfy enabled against a fresh simulator.
 type syncfyBundle struct {
-	*bundle
+	restLink
 	sim *syncfysim.Server
-	c   client
 }
 
 func setupSyncfy(t testing.TB, w io.Writer, level slog.Level) *syncfyBundle {
@@ -32,10 +31,16 @@ func setupSyncfy(t testing.TB, w io.Writer, level slog.Level) *syncfyBundle {
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
 	t.Cleanup(sim.Close) // runs first: hanging requests let go before the server waits on them
+	// A simulated job moves on at each read of its status, not with time: tests read it every
+	// 20 ms. A benchmark keeps production's intervals, part of what it measures.
+	_, bench := t.(*testing.B)
 	b := setupLogging(t, w, level, func(c *suite.Config) {
 		c.Syncfy = upsyncfy.Config{URL: srv.URL, APIKey: syncfyKey, Timeout: 2 * time.Second, RatePerSecond: 100}
+		if !bench {
+			c.Syncfy.PollInterval, c.Connection.MinPollInterval = 20*time.Millisecond, 20*time.Millisecond
+		}
 	})
-	return &syncfyBundle{bundle: b, sim: sim, c: b.newClient("acme")}
+	return &syncfyBundle{restLink: restLink{bundle: b, c: b.newClient("acme")}, sim: sim}
 }
 
 // syncfySites are the simulator's sites by id (REST shows names, not upstream ids).
@@ -63,28 +68,7 @@ func (b *syncfyBundle) institution(site string) map[string]any {
 // start creates a consent and a connection at site and returns their ids.
 func (b *syncfyBundle) start(user, site string, creds map[string]string) (conID, consentID string) {
 	b.t.Helper()
-	in := b.institution(site)["id"]
-	cns := b.do(http.MethodPost, "/v1/consents", b.c.Token, map[string]any{"user_id": user, "institution_id": in,
-		"products": []string{"ACCOUNTS", "BALANCES", "TRANSACTIONS"}})
-	require.Equal(b.t, http.StatusOK, cns.Status, cns.Raw)
-	consentID = str(cns.JSON, "consent", "id")
-	con := b.do(http.MethodPost, "/v1/connections", b.c.Token, map[string]any{"user_id": user, "institution_id": in,
-		"consent_id": consentID, "credentials": creds})
-	require.Equal(b.t, http.StatusOK, con.Status, con.Raw)
-	return str(con.JSON, "connection", "id"), consentID
-}
-
-func (b *syncfyBundle) connectionReaches(id, want string) map[string]any {
-	b.t.Helper()
-	var con map[string]any
-	waitUntil(b.t, 30*time.Second, "connection "+id+" reaches "+want, func() (bool, string) {
-		r := b.do(http.MethodGet, "/v1/connections/"+id, b.c.Token, nil)
-		con, _ = r.JSON["connection"].(map[string]any)
-		st, _ := con["status"].(string)
-		return st == want || (want != st && (st == "CONNECTION_STATUS_FAILED" || st == "CONNECTION_STATUS_SUCCEEDED")), r.Raw
-	})
-	require.Equal(b.t, want, con["status"], "reason %v, code %v", con["reason"], con["upstream_code"])
-	return con
+	return b.restLink.start(user, b.institution(site)["id"].(string), creds)
 }
 
 // submit answers the connection's challenge through REST.
@@ -105,44 +89,6 @@ func timelineCodes(con map[string]any) []string {
 		}
 	}
 	return out
-}
-
-// authorised waits for the consent to be AUTHORISED (the connection service settles it after
-// the connection succeeds).
-func (b *syncfyBundle) authorised(consentID string) {
-	b.t.Helper()
-	waitUntil(b.t, 20*time.Second, "the consent is authorised", func() (bool, string) {
-		r := b.do(http.MethodGet, "/v1/consents/"+consentID, b.c.Token, nil)
-		return str(r.JSON, "consent", "status") == "CONSENT_STATUS_AUTHORISED", r.Raw
-	})
-}
-
-// readData extracts a consent's accounts and transactions and reads them through REST.
-func (b *syncfyBundle) readData(consentID string) (accounts []any, txns map[string][]any) {
-	b.t.Helper()
-	b.authorised(consentID)
-	for _, product := range []string{"ACCOUNTS", "TRANSACTIONS"} {
-		r := b.do(http.MethodPost, "/v1/extractions", b.c.Token, map[string]any{"consent_id": consentID, "product": product})
-		require.Equal(b.t, http.StatusOK, r.Status, r.Raw)
-		id := str(r.JSON, "extraction", "id")
-		waitUntil(b.t, 30*time.Second, product+" extraction finishes", func() (bool, string) {
-			x := b.do(http.MethodGet, "/v1/extractions/"+id, b.c.Token, nil)
-			return str(x.JSON, "extraction", "status") != "EXTRACTION_STATUS_PENDING", x.Raw
-		})
-		x := b.do(http.MethodGet, "/v1/extractions/"+id, b.c.Token, nil)
-		require.Equal(b.t, "EXTRACTION_STATUS_SUCCEEDED", str(x.JSON, "extraction", "status"), x.Raw)
-	}
-	accs := b.do(http.MethodGet, "/v1/accounts?consent_id="+consentID, b.c.Token, nil)
-	require.Equal(b.t, http.StatusOK, accs.Status, accs.Raw)
-	accounts, _ = accs.JSON["accounts"].([]any)
-	txns = map[string][]any{}
-	for _, a := range accounts {
-		id := a.(map[string]any)["id"].(string)
-		tr := b.do(http.MethodGet, "/v1/transactions?account_id="+id+"&page_size=500", b.c.Token, nil)
-		require.Equal(b.t, http.StatusOK, tr.Status, tr.Raw)
-		txns[id], _ = tr.JSON["transactions"].([]any)
-	}
-	return accounts, txns
 }
 
 var syncfyTest = map[string]string{"username": syncfysim.Username, "password": syncfysim.Password}
