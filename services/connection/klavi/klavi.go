@@ -194,7 +194,9 @@ func (p *Provider) Callback(ctx context.Context, l connection.Login, params map[
 	if id := params["consent_id"]; id != "" && id != s.ConsentID {
 		return connection.Outcome{Status: connection.Failed, Reason: connection.Internal, Message: "Klavi returned another consent"}, nil
 	}
-	return connection.Outcome{Status: connection.Running, PollAfter: p.pollAfter, Message: "waiting for Klavi to confirm the consent"}, nil
+	// Klavi's webhook that the consent is authorised often comes before the user does, when it
+	// has nothing to wake: read the consent's status now rather than at the next poll.
+	return p.Poll(ctx, l)
 }
 
 func clip(s string) string {
