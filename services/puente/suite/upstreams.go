@@ -47,11 +47,13 @@ func (s *Suite) enabledUpstreams() []string {
 	return names
 }
 
-func (s *Suite) connectionProviders() ([]connection.Provider, error) {
-	var out []connection.Provider
+// adapters builds one side of every enabled provider that has it (side returns nil for one that
+// has not), by provider name.
+func adapters[T any](s *Suite, side func(upstream) func(*Suite) (T, error)) ([]T, error) {
+	var out []T
 	for _, name := range s.enabledUpstreams() {
-		if u := upstreams[name]; u.connection != nil {
-			p, err := u.connection(s)
+		if build := side(upstreams[name]); build != nil {
+			p, err := build(s)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", name, err)
 			}
@@ -61,18 +63,16 @@ func (s *Suite) connectionProviders() ([]connection.Provider, error) {
 	return out, nil
 }
 
+func (s *Suite) connectionProviders() ([]connection.Provider, error) {
+	return adapters(s, func(u upstream) func(*Suite) (connection.Provider, error) { return u.connection })
+}
+
 func (s *Suite) extractionProviders() ([]extraction.Provider, error) {
-	var out []extraction.Provider
-	for _, name := range s.enabledUpstreams() {
-		if u := upstreams[name]; u.extraction != nil {
-			p, err := u.extraction(s)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", name, err)
-			}
-			out = append(out, p)
-		}
-	}
-	return out, nil
+	return adapters(s, func(u upstream) func(*Suite) (extraction.Provider, error) { return u.extraction })
+}
+
+func (s *Suite) syncProviders() ([]syncs.BatchProvider, error) {
+	return adapters(s, func(u upstream) func(*Suite) (syncs.BatchProvider, error) { return u.sync })
 }
 
 // syncNeeds are the services the sync service calls: with batch providers, also the connection
@@ -85,20 +85,6 @@ func (s *Suite) syncNeeds() []string {
 		}
 	}
 	return needs
-}
-
-func (s *Suite) syncProviders() ([]syncs.BatchProvider, error) {
-	var out []syncs.BatchProvider
-	for _, name := range s.enabledUpstreams() {
-		if u := upstreams[name]; u.sync != nil {
-			p, err := u.sync(s)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", name, err)
-			}
-			out = append(out, p)
-		}
-	}
-	return out, nil
 }
 
 // inboundRoutes are the services enabled providers' webhooks go to.
