@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"testing"
 	"time"
 
@@ -76,8 +77,9 @@ func state(t *testing.T, linkID, consentID, taxID string, business bool) []byte 
 }
 
 // pushed asks for l's report, delivers the simulator's webhooks and returns l with the documents
-// Documents made of them, as the extraction service keeps them.
-func (b *testBundle) pushed(t *testing.T, l extraction.Link) extraction.Link {
+// Documents made of them, as the extraction service keeps them. With kinds, only the webhooks of
+// those kinds ("report", "event") are kept.
+func (b *testBundle) pushed(t *testing.T, l extraction.Link, kinds ...string) extraction.Link {
 	t.Helper()
 	ctx := context.Background()
 	_, err := b.p.Accounts(ctx, l)
@@ -85,6 +87,9 @@ func (b *testBundle) pushed(t *testing.T, l extraction.Link) extraction.Link {
 	b.sim.Flush(ctx)
 	l.Documents = map[string]extraction.Document{}
 	for _, d := range b.sim.Deliveries() {
+		if len(kinds) > 0 && !slices.Contains(kinds, d.Kind) {
+			continue
+		}
 		docs, err := b.p.Documents(ctx, "", d.Body)
 		require.NoError(t, err, "%s webhook %s", d.Kind, d.Name)
 		for _, doc := range docs {
@@ -216,24 +221,9 @@ func TestAFailedReportEndsTheReadsWaitingForIt(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := setup(t)
-			l := b.consent(t, klavisim.FailingReports, "csn_fail")
-			ctx := context.Background()
-			_, err := b.p.Accounts(ctx, l)
-			requireReason(t, err, klavi.ReasonReportPending, true)
-			b.sim.Flush(ctx)
-			l.Documents = map[string]extraction.Document{}
-			for _, d := range b.sim.Deliveries() {
-				if d.Kind != tc.kind {
-					continue
-				}
-				docs, err := b.p.Documents(ctx, "", d.Body)
-				require.NoError(t, err)
-				for _, doc := range docs {
-					l.Documents[doc.Kind] = extraction.Document{Kind: doc.Kind, Body: doc.Body}
-				}
-			}
+			l := b.pushed(t, b.consent(t, klavisim.FailingReports, "csn_fail"), tc.kind)
 			require.Contains(t, l.Documents, "pf_checking_account")
-			_, err = b.p.Accounts(ctx, l)
+			_, err := b.p.Accounts(context.Background(), l)
 			requireReason(t, err, "INSTITUTION_UNAVAILABLE", false)
 			require.Equal(t, 1, b.sim.Calls("/data/v1/personal/user-data"), "a failed report is an answer, not a reason to ask again")
 		})

@@ -380,6 +380,11 @@ func findConnector(uuid string) (connector, bool) {
 
 // ---- authentication
 
+// isClient reports whether a request body carries the client's own credentials.
+func (s *Server) isClient(body map[string]string) bool {
+	return body["client_id"] == s.o.ClientID && body["client_secret"] == s.o.ClientSecret
+}
+
 func (s *Server) authInit(w http.ResponseWriter, r *http.Request) {
 	body, err := readBody(r)
 	if err != nil {
@@ -390,7 +395,7 @@ func (s *Server) authInit(w http.ResponseWriter, r *http.Request) {
 	defer s.mu.Unlock()
 	kind := temporary
 	if body["client_id"] != "" || body["client_secret"] != "" {
-		if body["client_id"] != s.o.ClientID || body["client_secret"] != s.o.ClientSecret {
+		if !s.isClient(body) {
 			serviceError(w, http.StatusUnauthorized, "forbidden", "Invalid client credentials")
 			return
 		}
@@ -440,7 +445,7 @@ func (s *Server) authAccess(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if body["client_id"] != s.o.ClientID || body["client_secret"] != s.o.ClientSecret {
+	if !s.isClient(body) {
 		serviceError(w, http.StatusUnauthorized, "forbidden", "Invalid client credentials")
 		return
 	}
@@ -464,7 +469,7 @@ func (s *Server) authRenew(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if body["grant_type"] != "client_credentials" || body["client_id"] != s.o.ClientID || body["client_secret"] != s.o.ClientSecret {
+	if body["grant_type"] != "client_credentials" || !s.isClient(body) {
 		serviceError(w, http.StatusUnauthorized, "forbidden", "Invalid client credentials")
 		return
 	}
