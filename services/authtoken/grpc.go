@@ -319,5 +319,6 @@ func (g *GRPC) ExchangeLinkToken(ctx context.Context, req *authtokenv1.ExchangeL
 	return &authtokenv1.ExchangeLinkTokenResponse{
 		SessionToken: ws.Token, ExpireTime: timestamppb.New(ws.ExpiresAt), ClientId: l.ClientID, UserId: l.UserID,
 		Products: l.Products, Country: l.Country, Language: l.Language, RedirectUri: l.RedirectURI, ConsentId: l.ConsentID,
+		AllowedOrigins: ws.Origins, ClientName: ws.ClientName,
 	}, nil
 }

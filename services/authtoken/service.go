@@ -369,6 +369,10 @@ type WidgetSession struct {
 	Token     string
 	ExpiresAt time.Time
 	Link      LinkToken
+	// ClientName and Origins are the client's: the widget names it to the user and posts its
+	// messages only to a page of these origins.
+	ClientName string
+	Origins    []string
 }
 
 // ExchangeLinkToken spends a link token, exactly once, for a widget session. The signing key is
@@ -396,7 +400,7 @@ func (s *Service) ExchangeLinkToken(ctx context.Context, token string) (WidgetSe
 	if err != nil {
 		return WidgetSession{}, err
 	}
-	return WidgetSession{Token: session, ExpiresAt: now.Add(s.cfg.WidgetSessionTTL), Link: t}, nil
+	return WidgetSession{Token: session, ExpiresAt: now.Add(s.cfg.WidgetSessionTTL), Link: t, ClientName: c.Name, Origins: c.AllowedOrigins}, nil
 }
 
 // checkRedirectURI accepts https URLs, http on a loopback host (development), and reverse-DNS

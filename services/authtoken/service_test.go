@@ -345,6 +345,8 @@ func TestCreateClientEnvironmentAndOrigins(t *testing.T) {
 			claims = verify(t, b, ws.Token)
 			require.Equal(t, env, claims.Environment)
 			require.Equal(t, []string{"https://app.example"}, claims.Origins)
+			require.Equal(t, []string{"https://app.example"}, ws.Origins, "the widget posts its messages only there")
+			require.Equal(t, "Acme", ws.ClientName, "the consent screen names the client")
 		}
 	})
 }

@@ -132,6 +132,8 @@ type Challenge struct {
 	Fields    []ChallengeField `json:"fields"`
 	Image     string           `json:"image,omitempty"` // base64 PNG: a captcha or QR code
 	ExpiresAt time.Time        `json:"expires_at"`
+	// AccountSelection: the fields ask which accounts to share, not who the user is.
+	AccountSelection bool `json:"account_selection,omitempty"`
 }
 
 // Connection is a user's link to an institution.

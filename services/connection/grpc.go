@@ -269,7 +269,11 @@ func connectionProto(c Connection, steps []Step) *connectionv1.Connection {
 		CreateTime: timestamppb.New(c.CreatedAt), UpdateTime: timestamppb.New(c.UpdatedAt),
 	}
 	if ch := c.Challenge; ch != nil {
-		m := &connectionv1.MfaChallenge{Id: ch.ID, Round: int32(ch.Round), Image: ch.Image, ExpireTime: timestamppb.New(ch.ExpiresAt)}
+		m := &connectionv1.MfaChallenge{Id: ch.ID, Round: int32(ch.Round), Image: ch.Image, ExpireTime: timestamppb.New(ch.ExpiresAt),
+			Purpose: connectionv1.ChallengePurpose_CHALLENGE_PURPOSE_VERIFICATION}
+		if ch.AccountSelection {
+			m.Purpose = connectionv1.ChallengePurpose_CHALLENGE_PURPOSE_ACCOUNT_SELECTION
+		}
 		for _, f := range ch.Fields {
 			pf := &connectionv1.ChallengeField{Name: f.Name, Type: challengeTypeProto[f.Type], Label: f.Label}
 			for _, o := range f.Options {

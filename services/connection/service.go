@@ -35,21 +35,26 @@ type Users interface {
 
 // Service is the connection logic over a Store and the providers.
 type Service struct {
-	store     Store
-	providers map[string]Provider
-	box       *secretbox.Box
-	hashKey   []byte
-	callback  string
-	minPoll   time.Duration
-	users     Users
-	consents  Consents
-	log       *slog.Logger
-	now       func() time.Time
+	store        Store
+	providers    map[string]Provider
+	box          *secretbox.Box
+	hashKey      []byte
+	callback     string
+	widgetReturn string
+	minPoll      time.Duration
+	users        Users
+	consents     Consents
+	log          *slog.Logger
+	now          func() time.Time
 	// institutions caches the catalog by id (it changes only when SyncCatalogs runs), so that a
 	// job holding a connection's row lock needs no second database connection.
 	institutions sync.Map
 	patterns     sync.Map // field validation → *regexp.Regexp
 }
+
+// WidgetReturnPath is the Connect widget's own return page under the public URL: a redirect URI
+// every client may use, since it only tells the user to close the window.
+const WidgetReturnPath = "/connect/return"
 
 // RedirectTimeout is how long a connection waits for its user to come back from a redirect.
 const RedirectTimeout = 30 * time.Minute
@@ -66,9 +71,10 @@ func NewService(store Store, providers []Provider, users Users, consents Consent
 	hashKey, _ := base64.StdEncoding.DecodeString(cfg.HashKey)
 	s := &Service{
 		store: store, providers: map[string]Provider{}, box: box, hashKey: hashKey,
-		callback: strings.TrimRight(cfg.PublicURL, "/") + "/v1/connections:callback",
-		minPoll:  cfg.MinPollInterval,
-		users:    users, consents: consents, log: log, now: time.Now,
+		callback:     strings.TrimRight(cfg.PublicURL, "/") + "/v1/connections:callback",
+		widgetReturn: strings.TrimRight(cfg.PublicURL, "/") + WidgetReturnPath,
+		minPoll:      cfg.MinPollInterval,
+		users:        users, consents: consents, log: log, now: time.Now,
 	}
 	for _, p := range providers {
 		s.providers[p.Name()] = p
@@ -197,7 +203,7 @@ func (s *Service) CreateConnection(ctx context.Context, p caller.Principal, n Ne
 	if _, ok := s.providers[in.Provider]; !ok {
 		return Connection{}, nil, apierr.New(apierr.FailedPrecondition, "PROVIDER_DISABLED", "this institution's provider is not enabled")
 	}
-	if n.RedirectURI != "" {
+	if n.RedirectURI != "" && n.RedirectURI != s.widgetReturn {
 		registered, err := s.users.RedirectURIs(ctx, p.ClientID)
 		if err != nil {
 			return Connection{}, nil, err

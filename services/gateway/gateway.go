@@ -27,6 +27,7 @@ import (
 	webhookv1 "puente.dev/gen/go/puente/webhook/v1"
 	"puente.dev/gen/openapi"
 	"puente.dev/pkg/authn"
+	"puente.dev/services/gateway/connect"
 )
 
 // Config is the gateway's configuration.
@@ -35,6 +36,9 @@ type Config struct {
 	// Beyond these, a widget session's responses are readable by its client's registered
 	// origins (the token's org claim).
 	AllowedOrigins []string `env:"PUENTE_CORS_ORIGINS"`
+	// WidgetDir serves the Connect widget's files from this folder instead of those built in
+	// (front-end work: edit, reload).
+	WidgetDir string `env:"PUENTE_WIDGET_DIR"`
 }
 
 // Verifier checks access tokens; *authn.Verifier is one.
@@ -121,6 +125,9 @@ func New(ctx context.Context, cfg Config, b Backends, v Verifier, log *slog.Logg
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(openapi.JSON)
 	})
+	widget := connect.Handler(cfg.WidgetDir)
+	root.Handle("GET "+connect.WidgetPath, widget)
+	root.Handle("GET "+connect.WidgetPath+"/", widget)
 	root.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	return accessLog(log, cors(cfg.AllowedOrigins, cacheControl(limitBody(root)))), nil
 }

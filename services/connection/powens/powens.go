@@ -415,7 +415,7 @@ func (p *Provider) chooseAccounts(ctx context.Context, l connection.Login, s api
 	if err != nil {
 		return p.failed(ctx, s, err)
 	}
-	ch := &connection.Challenge{Round: l.Round, ExpiresAt: p.expiry(s)}
+	ch := &connection.Challenge{Round: l.Round, ExpiresAt: p.expiry(s), AccountSelection: true}
 	s.Offered = nil
 	for _, a := range con.AllAccounts {
 		if a.IsDeleted() || a.ID <= 0 {

@@ -113,6 +113,7 @@ func TestACredentialsLoginAddsEverySourceThenActivatesTheChosenAccounts(t *testi
 	require.Equal(t, connection.WaitingMFA, out.Status, out.Message)
 	ch := out.Challenge
 	require.Len(t, ch.Fields, 4, "the accounts of both sources")
+	require.True(t, ch.AccountSelection, "a front end shows it as a choice of accounts")
 	for _, fl := range ch.Fields {
 		require.True(t, strings.HasPrefix(fl.Name, "account_"))
 		require.Equal(t, connection.ChallengeOptions, fl.Type)

@@ -75,7 +75,8 @@ const (
 
 // Provider is the sandbox upstream. It is safe for concurrent use.
 type Provider struct {
-	now func() time.Time
+	now          func() time.Time
+	authorizeURL string
 }
 
 var _ connection.Provider = (*Provider)(nil)
@@ -94,7 +95,7 @@ func WithClock(now func() time.Time) Option {
 
 // New returns the sandbox provider.
 func New(opts ...Option) *Provider {
-	p := &Provider{now: time.Now}
+	p := &Provider{now: time.Now, authorizeURL: AuthorizeURL}
 	for _, o := range opts {
 		o(p)
 	}
@@ -472,11 +473,22 @@ func (p *Provider) AdvanceDays(l connection.Login, days int) ([]byte, string, er
 	return s.encode(), anchor.AddDate(0, 0, s.Day).Format(time.DateOnly), nil
 }
 
-// AuthorizeURL is the fake hosted consent page of REDIRECT institutions.
+// AuthorizeURL is the hosted consent page of REDIRECT institutions when none is configured: it
+// does not exist, and tests call the callback themselves with result=approve or result=deny.
 const AuthorizeURL = "https://sandbox.puente.dev/authorize"
 
-// Authorize implements connection.Provider: it returns the URL of a hosted consent page that does
-// not exist; tests call the callback themselves with result=approve or result=deny.
+// WithAuthorizeURL sets the hosted consent page REDIRECT institutions send the user to (the
+// gateway serves one, with approve and deny buttons, at /connect/sandbox/authorize).
+func WithAuthorizeURL(u string) Option {
+	return func(p *Provider) {
+		if u != "" {
+			p.authorizeURL = u
+		}
+	}
+}
+
+// Authorize implements connection.Provider: it returns the URL of the hosted consent page, with
+// the institution, the state and the callback URL in its query.
 func (p *Provider) Authorize(ctx context.Context, l connection.Login, state, callbackURL string) (connection.Redirection, error) {
 	if err := ctx.Err(); err != nil {
 		return connection.Redirection{}, err
@@ -492,7 +504,7 @@ func (p *Provider) Authorize(ctx context.Context, l connection.Login, state, cal
 	if err != nil || !u.IsAbs() || u.Host == "" {
 		return connection.Redirection{}, fmt.Errorf("sandbox: callback URL %q is not an absolute URL", callbackURL)
 	}
-	return connection.Redirection{URL: AuthorizeURL +
+	return connection.Redirection{URL: p.authorizeURL +
 		"?institution=" + url.QueryEscape(inst.ExternalID) +
 		"&state=" + url.QueryEscape(state) +
 		"&redirect_uri=" + url.QueryEscape(callbackURL)}, nil

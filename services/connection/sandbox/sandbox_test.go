@@ -322,6 +322,15 @@ func TestRedirectInstitutions(t *testing.T) {
 				t.Errorf("query %v does not round-trip", q)
 			}
 		})
+		t.Run("authorize at "+ext+" points at the configured hosted page", func(t *testing.T) {
+			got, err := sandbox.New(sandbox.WithAuthorizeURL("http://127.0.0.1:8080/connect/sandbox/authorize")).Authorize(ctx, l, "s1", "http://127.0.0.1:8080/v1/connections:callback")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := "http://127.0.0.1:8080/connect/sandbox/authorize?institution=" + ext + "&state=s1&"; !strings.HasPrefix(got.URL, want) {
+				t.Errorf("got %s, want it to start with %s", got.URL, want)
+			}
+		})
 		for _, tt := range []struct {
 			name   string
 			params map[string]string

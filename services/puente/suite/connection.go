@@ -1,10 +1,14 @@
 package suite
 
 import (
+	"strings"
+
 	"context"
 	"time"
 
 	"google.golang.org/grpc"
+
+	"puente.dev/services/gateway/connect"
 
 	authtokenv1 "puente.dev/gen/go/puente/authtoken/v1"
 	consentv1 "puente.dev/gen/go/puente/consent/v1"
@@ -24,7 +28,8 @@ func startConnection(ctx context.Context, s *Suite, authtokenConn, consentConn, 
 	}
 	var providers []connection.Provider
 	if cfg.Sandbox {
-		providers = append(providers, sandbox.New())
+		// The gateway serves the Sandbox's hosted consent page beside the widget.
+		providers = append(providers, sandbox.New(sandbox.WithAuthorizeURL(strings.TrimSuffix(cfg.PublicURL, "/")+connect.AuthorizePath)))
 	}
 	more, err := s.connectionProviders()
 	if err != nil {

@@ -488,3 +488,31 @@ func TestManyLoginsAtOnceAllFinish(t *testing.T) {
 		b.watchUntil(c.Token, id, connectionv1.ConnectionStatus_CONNECTION_STATUS_SUCCEEDED)
 	}
 }
+
+func TestTheWidgetsReturnPageIsARedirectURIForEveryClient(t *testing.T) {
+	b := setup(t)
+	c := b.newClient("acme")
+	user := b.newUser(c, "u-1")
+	redirect := b.redirectInstitution(c.Token)
+	cons := connectionv1.NewConnectionServiceClient(b.conn)
+
+	_, err := cons.CreateConnection(bearerCtx(c.Token), &connectionv1.CreateConnectionRequest{
+		UserId: user, InstitutionId: redirect, RedirectUri: "http://puente.test/connect/return/../../evil",
+	})
+	require.Equal(t, codes.InvalidArgument, status.Code(err), "%v", err)
+	require.Contains(t, status.Convert(err).Message(), "redirect_uri")
+
+	resp, err := cons.CreateConnection(bearerCtx(c.Token), &connectionv1.CreateConnectionRequest{
+		UserId: user, InstitutionId: redirect, RedirectUri: "http://puente.test/connect/return",
+	})
+	require.NoError(t, err, "the widget's own page needs no registration")
+	authURL, err := url.Parse(resp.GetConnection().GetAuthorizationUrl())
+	require.NoError(t, err)
+	require.Equal(t, "http://puente.test/connect/sandbox/authorize", authURL.Scheme+"://"+authURL.Host+authURL.Path,
+		"the Sandbox's hosted consent page is served beside the widget")
+	back, err := cons.CompleteRedirect(context.Background(), &connectionv1.CompleteRedirectRequest{
+		State: authURL.Query().Get("state"), Result: "approve",
+	})
+	require.NoError(t, err)
+	require.Equal(t, "http://puente.test/connect/return?connection_id="+resp.GetConnection().GetId(), back.GetRedirectUri())
+}

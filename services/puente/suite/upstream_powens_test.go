@@ -119,6 +119,7 @@ func (b *powensBundle) answer(conID, challengeID string, answers map[string]stri
 func (b *powensBundle) chooseAccounts(conID string, names ...string) []string {
 	b.t.Helper()
 	con := b.reaches(conID, "CONNECTION_STATUS_WAITING_MFA")
+	require.Equal(b.t, "CHALLENGE_PURPOSE_ACCOUNT_SELECTION", con["mfa"].(map[string]any)["purpose"], "a front end shows a choice of accounts")
 	id, fields := challenge(con)
 	answers := map[string]string{}
 	var shared []string
@@ -287,6 +288,7 @@ func TestUpstreamPowensOTPRound(t *testing.T) {
 	in := b.institution(powenssim.TestConnectorUUID)
 	conID, consentID, _ := b.start(b.newUser(b.c, "u-1"), in["id"].(string), powensCreds(powenssim.LoginOTP))
 	con := b.reaches(conID, "CONNECTION_STATUS_WAITING_MFA")
+	require.Equal(t, "CHALLENGE_PURPOSE_VERIFICATION", con["mfa"].(map[string]any)["purpose"])
 	id, fields := challenge(con)
 	require.Len(t, fields, 1)
 	require.Equal(t, "otp", fields[0]["name"])

@@ -250,7 +250,12 @@ type ExchangeLinkTokenResponse struct {
 	Language     string                 `protobuf:"bytes,7,opt,name=language,proto3" json:"language,omitempty"`
 	RedirectUri  string                 `protobuf:"bytes,8,opt,name=redirect_uri,json=redirectUri,proto3" json:"redirect_uri,omitempty"`
 	// The consent the session completes, when the link token carried one.
-	ConsentId     string `protobuf:"bytes,9,opt,name=consent_id,json=consentId,proto3" json:"consent_id,omitempty"`
+	ConsentId string `protobuf:"bytes,9,opt,name=consent_id,json=consentId,proto3" json:"consent_id,omitempty"`
+	// The web origins the client registered: the widget posts its messages to the page that
+	// frames it only when that page's origin is one of these.
+	AllowedOrigins []string `protobuf:"bytes,10,rep,name=allowed_origins,json=allowedOrigins,proto3" json:"allowed_origins,omitempty"`
+	// The client's name, shown to the user on the consent screen.
+	ClientName    string `protobuf:"bytes,11,opt,name=client_name,json=clientName,proto3" json:"client_name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -348,6 +353,20 @@ func (x *ExchangeLinkTokenResponse) GetConsentId() string {
 	return ""
 }
 
+func (x *ExchangeLinkTokenResponse) GetAllowedOrigins() []string {
+	if x != nil {
+		return x.AllowedOrigins
+	}
+	return nil
+}
+
+func (x *ExchangeLinkTokenResponse) GetClientName() string {
+	if x != nil {
+		return x.ClientName
+	}
+	return ""
+}
+
 var File_puente_authtoken_v1_link_token_proto protoreflect.FileDescriptor
 
 const file_puente_authtoken_v1_link_token_proto_rawDesc = "" +
@@ -375,7 +394,7 @@ const file_puente_authtoken_v1_link_token_proto_rawDesc = "" +
 	"expireTime\"H\n" +
 	"\x18ExchangeLinkTokenRequest\x12,\n" +
 	"\n" +
-	"link_token\x18\x01 \x01(\tB\r\xbaH\ar\x05\x10\x01\x18\x80\x02\x80\x01\x01R\tlinkToken\"\xcc\x02\n" +
+	"link_token\x18\x01 \x01(\tB\r\xbaH\ar\x05\x10\x01\x18\x80\x02\x80\x01\x01R\tlinkToken\"\x96\x03\n" +
 	"\x19ExchangeLinkTokenResponse\x12(\n" +
 	"\rsession_token\x18\x01 \x01(\tB\x03\x80\x01\x01R\fsessionToken\x12;\n" +
 	"\vexpire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
@@ -387,7 +406,11 @@ const file_puente_authtoken_v1_link_token_proto_rawDesc = "" +
 	"\blanguage\x18\a \x01(\tR\blanguage\x12!\n" +
 	"\fredirect_uri\x18\b \x01(\tR\vredirectUri\x12\x1d\n" +
 	"\n" +
-	"consent_id\x18\t \x01(\tR\tconsentId2\xc5\x02\n" +
+	"consent_id\x18\t \x01(\tR\tconsentId\x12'\n" +
+	"\x0fallowed_origins\x18\n" +
+	" \x03(\tR\x0eallowedOrigins\x12\x1f\n" +
+	"\vclient_name\x18\v \x01(\tR\n" +
+	"clientName2\xc5\x02\n" +
 	"\x10LinkTokenService\x12\x8f\x01\n" +
 	"\x0fCreateLinkToken\x12+.puente.authtoken.v1.CreateLinkTokenRequest\x1a,.puente.authtoken.v1.CreateLinkTokenResponse\"!\x8a\xb5\x18\x03\n" +
 	"\x01\x03\x82\xd3\xe4\x93\x02\x14:\x01*\"\x0f/v1/link-tokens\x12\x9e\x01\n" +

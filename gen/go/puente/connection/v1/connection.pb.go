@@ -219,6 +219,59 @@ func (ChallengeFieldType) EnumDescriptor() ([]byte, []int) {
 	return file_puente_connection_v1_connection_proto_rawDescGZIP(), []int{2}
 }
 
+// ChallengePurpose says what a challenge asks of the user, so a front end can present it.
+type ChallengePurpose int32
+
+const (
+	ChallengePurpose_CHALLENGE_PURPOSE_UNSPECIFIED ChallengePurpose = 0
+	// A code, password, image or captcha proving who the user is.
+	ChallengePurpose_CHALLENGE_PURPOSE_VERIFICATION ChallengePurpose = 1
+	// The user picks the accounts to share (upstreams whose accounts arrive disabled, such as
+	// Powens): one OPTIONS field per account, answered "share" or "skip".
+	ChallengePurpose_CHALLENGE_PURPOSE_ACCOUNT_SELECTION ChallengePurpose = 2
+)
+
+// Enum value maps for ChallengePurpose.
+var (
+	ChallengePurpose_name = map[int32]string{
+		0: "CHALLENGE_PURPOSE_UNSPECIFIED",
+		1: "CHALLENGE_PURPOSE_VERIFICATION",
+		2: "CHALLENGE_PURPOSE_ACCOUNT_SELECTION",
+	}
+	ChallengePurpose_value = map[string]int32{
+		"CHALLENGE_PURPOSE_UNSPECIFIED":       0,
+		"CHALLENGE_PURPOSE_VERIFICATION":      1,
+		"CHALLENGE_PURPOSE_ACCOUNT_SELECTION": 2,
+	}
+)
+
+func (x ChallengePurpose) Enum() *ChallengePurpose {
+	p := new(ChallengePurpose)
+	*p = x
+	return p
+}
+
+func (x ChallengePurpose) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ChallengePurpose) Descriptor() protoreflect.EnumDescriptor {
+	return file_puente_connection_v1_connection_proto_enumTypes[3].Descriptor()
+}
+
+func (ChallengePurpose) Type() protoreflect.EnumType {
+	return &file_puente_connection_v1_connection_proto_enumTypes[3]
+}
+
+func (x ChallengePurpose) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ChallengePurpose.Descriptor instead.
+func (ChallengePurpose) EnumDescriptor() ([]byte, []int) {
+	return file_puente_connection_v1_connection_proto_rawDescGZIP(), []int{3}
+}
+
 // SandboxEventType names the events FireEvent can write.
 type SandboxEventType int32
 
@@ -251,11 +304,11 @@ func (x SandboxEventType) String() string {
 }
 
 func (SandboxEventType) Descriptor() protoreflect.EnumDescriptor {
-	return file_puente_connection_v1_connection_proto_enumTypes[3].Descriptor()
+	return file_puente_connection_v1_connection_proto_enumTypes[4].Descriptor()
 }
 
 func (SandboxEventType) Type() protoreflect.EnumType {
-	return &file_puente_connection_v1_connection_proto_enumTypes[3]
+	return &file_puente_connection_v1_connection_proto_enumTypes[4]
 }
 
 func (x SandboxEventType) Number() protoreflect.EnumNumber {
@@ -264,7 +317,7 @@ func (x SandboxEventType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use SandboxEventType.Descriptor instead.
 func (SandboxEventType) EnumDescriptor() ([]byte, []int) {
-	return file_puente_connection_v1_connection_proto_rawDescGZIP(), []int{3}
+	return file_puente_connection_v1_connection_proto_rawDescGZIP(), []int{4}
 }
 
 type ChallengeOption struct {
@@ -406,6 +459,7 @@ type MfaChallenge struct {
 	// A base64 PNG (captcha, QR code) to show with the fields.
 	Image         string                 `protobuf:"bytes,4,opt,name=image,proto3" json:"image,omitempty"`
 	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	Purpose       ChallengePurpose       `protobuf:"varint,6,opt,name=purpose,proto3,enum=puente.connection.v1.ChallengePurpose" json:"purpose,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -473,6 +527,13 @@ func (x *MfaChallenge) GetExpireTime() *timestamppb.Timestamp {
 		return x.ExpireTime
 	}
 	return nil
+}
+
+func (x *MfaChallenge) GetPurpose() ChallengePurpose {
+	if x != nil {
+		return x.Purpose
+	}
+	return ChallengePurpose_CHALLENGE_PURPOSE_UNSPECIFIED
 }
 
 // ConnectionStep is one entry of the timeline.
@@ -2108,14 +2169,15 @@ const file_puente_connection_v1_connection_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12<\n" +
 	"\x04type\x18\x02 \x01(\x0e2(.puente.connection.v1.ChallengeFieldTypeR\x04type\x12\x14\n" +
 	"\x05label\x18\x03 \x01(\tR\x05label\x12?\n" +
-	"\aoptions\x18\x04 \x03(\v2%.puente.connection.v1.ChallengeOptionR\aoptions\"\xc5\x01\n" +
+	"\aoptions\x18\x04 \x03(\v2%.puente.connection.v1.ChallengeOptionR\aoptions\"\x87\x02\n" +
 	"\fMfaChallenge\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05round\x18\x02 \x01(\x05R\x05round\x12<\n" +
 	"\x06fields\x18\x03 \x03(\v2$.puente.connection.v1.ChallengeFieldR\x06fields\x12\x14\n" +
 	"\x05image\x18\x04 \x01(\tR\x05image\x12;\n" +
 	"\vexpire_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"expireTime\"\xfc\x01\n" +
+	"expireTime\x12@\n" +
+	"\apurpose\x18\x06 \x01(\x0e2&.puente.connection.v1.ChallengePurposeR\apurpose\"\xfc\x01\n" +
 	"\x0eConnectionStep\x12>\n" +
 	"\x06status\x18\x01 \x01(\x0e2&.puente.connection.v1.ConnectionStatusR\x06status\x12;\n" +
 	"\x06reason\x18\x02 \x01(\x0e2#.puente.connection.v1.FailureReasonR\x06reason\x12#\n" +
@@ -2279,7 +2341,11 @@ const file_puente_connection_v1_connection_proto_rawDesc = "" +
 	" CHALLENGE_FIELD_TYPE_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19CHALLENGE_FIELD_TYPE_TEXT\x10\x01\x12!\n" +
 	"\x1dCHALLENGE_FIELD_TYPE_PASSWORD\x10\x02\x12 \n" +
-	"\x1cCHALLENGE_FIELD_TYPE_OPTIONS\x10\x03*h\n" +
+	"\x1cCHALLENGE_FIELD_TYPE_OPTIONS\x10\x03*\x82\x01\n" +
+	"\x10ChallengePurpose\x12!\n" +
+	"\x1dCHALLENGE_PURPOSE_UNSPECIFIED\x10\x00\x12\"\n" +
+	"\x1eCHALLENGE_PURPOSE_VERIFICATION\x10\x01\x12'\n" +
+	"#CHALLENGE_PURPOSE_ACCOUNT_SELECTION\x10\x02*h\n" +
 	"\x10SandboxEventType\x12\"\n" +
 	"\x1eSANDBOX_EVENT_TYPE_UNSPECIFIED\x10\x00\x120\n" +
 	",SANDBOX_EVENT_TYPE_CONNECTION_STATUS_CHANGED\x10\x012\x80\f\n" +
@@ -2325,110 +2391,112 @@ func file_puente_connection_v1_connection_proto_rawDescGZIP() []byte {
 	return file_puente_connection_v1_connection_proto_rawDescData
 }
 
-var file_puente_connection_v1_connection_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_puente_connection_v1_connection_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
 var file_puente_connection_v1_connection_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_puente_connection_v1_connection_proto_goTypes = []any{
 	(ConnectionStatus)(0),                    // 0: puente.connection.v1.ConnectionStatus
 	(FailureReason)(0),                       // 1: puente.connection.v1.FailureReason
 	(ChallengeFieldType)(0),                  // 2: puente.connection.v1.ChallengeFieldType
-	(SandboxEventType)(0),                    // 3: puente.connection.v1.SandboxEventType
-	(*ChallengeOption)(nil),                  // 4: puente.connection.v1.ChallengeOption
-	(*ChallengeField)(nil),                   // 5: puente.connection.v1.ChallengeField
-	(*MfaChallenge)(nil),                     // 6: puente.connection.v1.MfaChallenge
-	(*ConnectionStep)(nil),                   // 7: puente.connection.v1.ConnectionStep
-	(*Connection)(nil),                       // 8: puente.connection.v1.Connection
-	(*CreateConnectionRequest)(nil),          // 9: puente.connection.v1.CreateConnectionRequest
-	(*CreateConnectionResponse)(nil),         // 10: puente.connection.v1.CreateConnectionResponse
-	(*GetConnectionRequest)(nil),             // 11: puente.connection.v1.GetConnectionRequest
-	(*GetConnectionResponse)(nil),            // 12: puente.connection.v1.GetConnectionResponse
-	(*ListConnectionsRequest)(nil),           // 13: puente.connection.v1.ListConnectionsRequest
-	(*ListConnectionsResponse)(nil),          // 14: puente.connection.v1.ListConnectionsResponse
-	(*WatchConnectionRequest)(nil),           // 15: puente.connection.v1.WatchConnectionRequest
-	(*WatchConnectionResponse)(nil),          // 16: puente.connection.v1.WatchConnectionResponse
-	(*SubmitMfaRequest)(nil),                 // 17: puente.connection.v1.SubmitMfaRequest
-	(*SubmitMfaResponse)(nil),                // 18: puente.connection.v1.SubmitMfaResponse
-	(*DeleteConnectionRequest)(nil),          // 19: puente.connection.v1.DeleteConnectionRequest
-	(*DeleteConnectionResponse)(nil),         // 20: puente.connection.v1.DeleteConnectionResponse
-	(*ReauthenticateConnectionRequest)(nil),  // 21: puente.connection.v1.ReauthenticateConnectionRequest
-	(*ReauthenticateConnectionResponse)(nil), // 22: puente.connection.v1.ReauthenticateConnectionResponse
-	(*CompleteRedirectRequest)(nil),          // 23: puente.connection.v1.CompleteRedirectRequest
-	(*CompleteRedirectResponse)(nil),         // 24: puente.connection.v1.CompleteRedirectResponse
-	(*RequireLoginRequest)(nil),              // 25: puente.connection.v1.RequireLoginRequest
-	(*RequireLoginResponse)(nil),             // 26: puente.connection.v1.RequireLoginResponse
-	(*GetConnectionLinkRequest)(nil),         // 27: puente.connection.v1.GetConnectionLinkRequest
-	(*GetConnectionLinkResponse)(nil),        // 28: puente.connection.v1.GetConnectionLinkResponse
-	(*AdvanceDaysRequest)(nil),               // 29: puente.connection.v1.AdvanceDaysRequest
-	(*AdvanceDaysResponse)(nil),              // 30: puente.connection.v1.AdvanceDaysResponse
-	(*FireEventRequest)(nil),                 // 31: puente.connection.v1.FireEventRequest
-	(*FireEventResponse)(nil),                // 32: puente.connection.v1.FireEventResponse
-	(*HandleUpstreamEventRequest)(nil),       // 33: puente.connection.v1.HandleUpstreamEventRequest
-	(*HandleUpstreamEventResponse)(nil),      // 34: puente.connection.v1.HandleUpstreamEventResponse
-	nil,                                      // 35: puente.connection.v1.CreateConnectionRequest.CredentialsEntry
-	nil,                                      // 36: puente.connection.v1.SubmitMfaRequest.AnswersEntry
-	nil,                                      // 37: puente.connection.v1.ReauthenticateConnectionRequest.CredentialsEntry
-	nil,                                      // 38: puente.connection.v1.CompleteRedirectRequest.ParamsEntry
-	(*timestamppb.Timestamp)(nil),            // 39: google.protobuf.Timestamp
+	(ChallengePurpose)(0),                    // 3: puente.connection.v1.ChallengePurpose
+	(SandboxEventType)(0),                    // 4: puente.connection.v1.SandboxEventType
+	(*ChallengeOption)(nil),                  // 5: puente.connection.v1.ChallengeOption
+	(*ChallengeField)(nil),                   // 6: puente.connection.v1.ChallengeField
+	(*MfaChallenge)(nil),                     // 7: puente.connection.v1.MfaChallenge
+	(*ConnectionStep)(nil),                   // 8: puente.connection.v1.ConnectionStep
+	(*Connection)(nil),                       // 9: puente.connection.v1.Connection
+	(*CreateConnectionRequest)(nil),          // 10: puente.connection.v1.CreateConnectionRequest
+	(*CreateConnectionResponse)(nil),         // 11: puente.connection.v1.CreateConnectionResponse
+	(*GetConnectionRequest)(nil),             // 12: puente.connection.v1.GetConnectionRequest
+	(*GetConnectionResponse)(nil),            // 13: puente.connection.v1.GetConnectionResponse
+	(*ListConnectionsRequest)(nil),           // 14: puente.connection.v1.ListConnectionsRequest
+	(*ListConnectionsResponse)(nil),          // 15: puente.connection.v1.ListConnectionsResponse
+	(*WatchConnectionRequest)(nil),           // 16: puente.connection.v1.WatchConnectionRequest
+	(*WatchConnectionResponse)(nil),          // 17: puente.connection.v1.WatchConnectionResponse
+	(*SubmitMfaRequest)(nil),                 // 18: puente.connection.v1.SubmitMfaRequest
+	(*SubmitMfaResponse)(nil),                // 19: puente.connection.v1.SubmitMfaResponse
+	(*DeleteConnectionRequest)(nil),          // 20: puente.connection.v1.DeleteConnectionRequest
+	(*DeleteConnectionResponse)(nil),         // 21: puente.connection.v1.DeleteConnectionResponse
+	(*ReauthenticateConnectionRequest)(nil),  // 22: puente.connection.v1.ReauthenticateConnectionRequest
+	(*ReauthenticateConnectionResponse)(nil), // 23: puente.connection.v1.ReauthenticateConnectionResponse
+	(*CompleteRedirectRequest)(nil),          // 24: puente.connection.v1.CompleteRedirectRequest
+	(*CompleteRedirectResponse)(nil),         // 25: puente.connection.v1.CompleteRedirectResponse
+	(*RequireLoginRequest)(nil),              // 26: puente.connection.v1.RequireLoginRequest
+	(*RequireLoginResponse)(nil),             // 27: puente.connection.v1.RequireLoginResponse
+	(*GetConnectionLinkRequest)(nil),         // 28: puente.connection.v1.GetConnectionLinkRequest
+	(*GetConnectionLinkResponse)(nil),        // 29: puente.connection.v1.GetConnectionLinkResponse
+	(*AdvanceDaysRequest)(nil),               // 30: puente.connection.v1.AdvanceDaysRequest
+	(*AdvanceDaysResponse)(nil),              // 31: puente.connection.v1.AdvanceDaysResponse
+	(*FireEventRequest)(nil),                 // 32: puente.connection.v1.FireEventRequest
+	(*FireEventResponse)(nil),                // 33: puente.connection.v1.FireEventResponse
+	(*HandleUpstreamEventRequest)(nil),       // 34: puente.connection.v1.HandleUpstreamEventRequest
+	(*HandleUpstreamEventResponse)(nil),      // 35: puente.connection.v1.HandleUpstreamEventResponse
+	nil,                                      // 36: puente.connection.v1.CreateConnectionRequest.CredentialsEntry
+	nil,                                      // 37: puente.connection.v1.SubmitMfaRequest.AnswersEntry
+	nil,                                      // 38: puente.connection.v1.ReauthenticateConnectionRequest.CredentialsEntry
+	nil,                                      // 39: puente.connection.v1.CompleteRedirectRequest.ParamsEntry
+	(*timestamppb.Timestamp)(nil),            // 40: google.protobuf.Timestamp
 }
 var file_puente_connection_v1_connection_proto_depIdxs = []int32{
 	2,  // 0: puente.connection.v1.ChallengeField.type:type_name -> puente.connection.v1.ChallengeFieldType
-	4,  // 1: puente.connection.v1.ChallengeField.options:type_name -> puente.connection.v1.ChallengeOption
-	5,  // 2: puente.connection.v1.MfaChallenge.fields:type_name -> puente.connection.v1.ChallengeField
-	39, // 3: puente.connection.v1.MfaChallenge.expire_time:type_name -> google.protobuf.Timestamp
-	0,  // 4: puente.connection.v1.ConnectionStep.status:type_name -> puente.connection.v1.ConnectionStatus
-	1,  // 5: puente.connection.v1.ConnectionStep.reason:type_name -> puente.connection.v1.FailureReason
-	39, // 6: puente.connection.v1.ConnectionStep.time:type_name -> google.protobuf.Timestamp
-	0,  // 7: puente.connection.v1.Connection.status:type_name -> puente.connection.v1.ConnectionStatus
-	1,  // 8: puente.connection.v1.Connection.reason:type_name -> puente.connection.v1.FailureReason
-	6,  // 9: puente.connection.v1.Connection.mfa:type_name -> puente.connection.v1.MfaChallenge
-	7,  // 10: puente.connection.v1.Connection.timeline:type_name -> puente.connection.v1.ConnectionStep
-	39, // 11: puente.connection.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
-	39, // 12: puente.connection.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
-	35, // 13: puente.connection.v1.CreateConnectionRequest.credentials:type_name -> puente.connection.v1.CreateConnectionRequest.CredentialsEntry
-	8,  // 14: puente.connection.v1.CreateConnectionResponse.connection:type_name -> puente.connection.v1.Connection
-	8,  // 15: puente.connection.v1.GetConnectionResponse.connection:type_name -> puente.connection.v1.Connection
-	8,  // 16: puente.connection.v1.ListConnectionsResponse.connections:type_name -> puente.connection.v1.Connection
-	8,  // 17: puente.connection.v1.WatchConnectionResponse.connection:type_name -> puente.connection.v1.Connection
-	36, // 18: puente.connection.v1.SubmitMfaRequest.answers:type_name -> puente.connection.v1.SubmitMfaRequest.AnswersEntry
-	8,  // 19: puente.connection.v1.SubmitMfaResponse.connection:type_name -> puente.connection.v1.Connection
-	37, // 20: puente.connection.v1.ReauthenticateConnectionRequest.credentials:type_name -> puente.connection.v1.ReauthenticateConnectionRequest.CredentialsEntry
-	8,  // 21: puente.connection.v1.ReauthenticateConnectionResponse.connection:type_name -> puente.connection.v1.Connection
-	38, // 22: puente.connection.v1.CompleteRedirectRequest.params:type_name -> puente.connection.v1.CompleteRedirectRequest.ParamsEntry
-	8,  // 23: puente.connection.v1.CompleteRedirectResponse.connection:type_name -> puente.connection.v1.Connection
-	8,  // 24: puente.connection.v1.RequireLoginResponse.connection:type_name -> puente.connection.v1.Connection
-	0,  // 25: puente.connection.v1.GetConnectionLinkResponse.status:type_name -> puente.connection.v1.ConnectionStatus
-	1,  // 26: puente.connection.v1.GetConnectionLinkResponse.reason:type_name -> puente.connection.v1.FailureReason
-	3,  // 27: puente.connection.v1.FireEventRequest.type:type_name -> puente.connection.v1.SandboxEventType
-	9,  // 28: puente.connection.v1.ConnectionService.CreateConnection:input_type -> puente.connection.v1.CreateConnectionRequest
-	11, // 29: puente.connection.v1.ConnectionService.GetConnection:input_type -> puente.connection.v1.GetConnectionRequest
-	13, // 30: puente.connection.v1.ConnectionService.ListConnections:input_type -> puente.connection.v1.ListConnectionsRequest
-	15, // 31: puente.connection.v1.ConnectionService.WatchConnection:input_type -> puente.connection.v1.WatchConnectionRequest
-	17, // 32: puente.connection.v1.ConnectionService.SubmitMfa:input_type -> puente.connection.v1.SubmitMfaRequest
-	19, // 33: puente.connection.v1.ConnectionService.DeleteConnection:input_type -> puente.connection.v1.DeleteConnectionRequest
-	23, // 34: puente.connection.v1.ConnectionService.CompleteRedirect:input_type -> puente.connection.v1.CompleteRedirectRequest
-	21, // 35: puente.connection.v1.ConnectionService.ReauthenticateConnection:input_type -> puente.connection.v1.ReauthenticateConnectionRequest
-	27, // 36: puente.connection.v1.ConnectionService.GetConnectionLink:input_type -> puente.connection.v1.GetConnectionLinkRequest
-	33, // 37: puente.connection.v1.ConnectionService.HandleUpstreamEvent:input_type -> puente.connection.v1.HandleUpstreamEventRequest
-	25, // 38: puente.connection.v1.SandboxService.RequireLogin:input_type -> puente.connection.v1.RequireLoginRequest
-	29, // 39: puente.connection.v1.SandboxService.AdvanceDays:input_type -> puente.connection.v1.AdvanceDaysRequest
-	31, // 40: puente.connection.v1.SandboxService.FireEvent:input_type -> puente.connection.v1.FireEventRequest
-	10, // 41: puente.connection.v1.ConnectionService.CreateConnection:output_type -> puente.connection.v1.CreateConnectionResponse
-	12, // 42: puente.connection.v1.ConnectionService.GetConnection:output_type -> puente.connection.v1.GetConnectionResponse
-	14, // 43: puente.connection.v1.ConnectionService.ListConnections:output_type -> puente.connection.v1.ListConnectionsResponse
-	16, // 44: puente.connection.v1.ConnectionService.WatchConnection:output_type -> puente.connection.v1.WatchConnectionResponse
-	18, // 45: puente.connection.v1.ConnectionService.SubmitMfa:output_type -> puente.connection.v1.SubmitMfaResponse
-	20, // 46: puente.connection.v1.ConnectionService.DeleteConnection:output_type -> puente.connection.v1.DeleteConnectionResponse
-	24, // 47: puente.connection.v1.ConnectionService.CompleteRedirect:output_type -> puente.connection.v1.CompleteRedirectResponse
-	22, // 48: puente.connection.v1.ConnectionService.ReauthenticateConnection:output_type -> puente.connection.v1.ReauthenticateConnectionResponse
-	28, // 49: puente.connection.v1.ConnectionService.GetConnectionLink:output_type -> puente.connection.v1.GetConnectionLinkResponse
-	34, // 50: puente.connection.v1.ConnectionService.HandleUpstreamEvent:output_type -> puente.connection.v1.HandleUpstreamEventResponse
-	26, // 51: puente.connection.v1.SandboxService.RequireLogin:output_type -> puente.connection.v1.RequireLoginResponse
-	30, // 52: puente.connection.v1.SandboxService.AdvanceDays:output_type -> puente.connection.v1.AdvanceDaysResponse
-	32, // 53: puente.connection.v1.SandboxService.FireEvent:output_type -> puente.connection.v1.FireEventResponse
-	41, // [41:54] is the sub-list for method output_type
-	28, // [28:41] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	5,  // 1: puente.connection.v1.ChallengeField.options:type_name -> puente.connection.v1.ChallengeOption
+	6,  // 2: puente.connection.v1.MfaChallenge.fields:type_name -> puente.connection.v1.ChallengeField
+	40, // 3: puente.connection.v1.MfaChallenge.expire_time:type_name -> google.protobuf.Timestamp
+	3,  // 4: puente.connection.v1.MfaChallenge.purpose:type_name -> puente.connection.v1.ChallengePurpose
+	0,  // 5: puente.connection.v1.ConnectionStep.status:type_name -> puente.connection.v1.ConnectionStatus
+	1,  // 6: puente.connection.v1.ConnectionStep.reason:type_name -> puente.connection.v1.FailureReason
+	40, // 7: puente.connection.v1.ConnectionStep.time:type_name -> google.protobuf.Timestamp
+	0,  // 8: puente.connection.v1.Connection.status:type_name -> puente.connection.v1.ConnectionStatus
+	1,  // 9: puente.connection.v1.Connection.reason:type_name -> puente.connection.v1.FailureReason
+	7,  // 10: puente.connection.v1.Connection.mfa:type_name -> puente.connection.v1.MfaChallenge
+	8,  // 11: puente.connection.v1.Connection.timeline:type_name -> puente.connection.v1.ConnectionStep
+	40, // 12: puente.connection.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
+	40, // 13: puente.connection.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
+	36, // 14: puente.connection.v1.CreateConnectionRequest.credentials:type_name -> puente.connection.v1.CreateConnectionRequest.CredentialsEntry
+	9,  // 15: puente.connection.v1.CreateConnectionResponse.connection:type_name -> puente.connection.v1.Connection
+	9,  // 16: puente.connection.v1.GetConnectionResponse.connection:type_name -> puente.connection.v1.Connection
+	9,  // 17: puente.connection.v1.ListConnectionsResponse.connections:type_name -> puente.connection.v1.Connection
+	9,  // 18: puente.connection.v1.WatchConnectionResponse.connection:type_name -> puente.connection.v1.Connection
+	37, // 19: puente.connection.v1.SubmitMfaRequest.answers:type_name -> puente.connection.v1.SubmitMfaRequest.AnswersEntry
+	9,  // 20: puente.connection.v1.SubmitMfaResponse.connection:type_name -> puente.connection.v1.Connection
+	38, // 21: puente.connection.v1.ReauthenticateConnectionRequest.credentials:type_name -> puente.connection.v1.ReauthenticateConnectionRequest.CredentialsEntry
+	9,  // 22: puente.connection.v1.ReauthenticateConnectionResponse.connection:type_name -> puente.connection.v1.Connection
+	39, // 23: puente.connection.v1.CompleteRedirectRequest.params:type_name -> puente.connection.v1.CompleteRedirectRequest.ParamsEntry
+	9,  // 24: puente.connection.v1.CompleteRedirectResponse.connection:type_name -> puente.connection.v1.Connection
+	9,  // 25: puente.connection.v1.RequireLoginResponse.connection:type_name -> puente.connection.v1.Connection
+	0,  // 26: puente.connection.v1.GetConnectionLinkResponse.status:type_name -> puente.connection.v1.ConnectionStatus
+	1,  // 27: puente.connection.v1.GetConnectionLinkResponse.reason:type_name -> puente.connection.v1.FailureReason
+	4,  // 28: puente.connection.v1.FireEventRequest.type:type_name -> puente.connection.v1.SandboxEventType
+	10, // 29: puente.connection.v1.ConnectionService.CreateConnection:input_type -> puente.connection.v1.CreateConnectionRequest
+	12, // 30: puente.connection.v1.ConnectionService.GetConnection:input_type -> puente.connection.v1.GetConnectionRequest
+	14, // 31: puente.connection.v1.ConnectionService.ListConnections:input_type -> puente.connection.v1.ListConnectionsRequest
+	16, // 32: puente.connection.v1.ConnectionService.WatchConnection:input_type -> puente.connection.v1.WatchConnectionRequest
+	18, // 33: puente.connection.v1.ConnectionService.SubmitMfa:input_type -> puente.connection.v1.SubmitMfaRequest
+	20, // 34: puente.connection.v1.ConnectionService.DeleteConnection:input_type -> puente.connection.v1.DeleteConnectionRequest
+	24, // 35: puente.connection.v1.ConnectionService.CompleteRedirect:input_type -> puente.connection.v1.CompleteRedirectRequest
+	22, // 36: puente.connection.v1.ConnectionService.ReauthenticateConnection:input_type -> puente.connection.v1.ReauthenticateConnectionRequest
+	28, // 37: puente.connection.v1.ConnectionService.GetConnectionLink:input_type -> puente.connection.v1.GetConnectionLinkRequest
+	34, // 38: puente.connection.v1.ConnectionService.HandleUpstreamEvent:input_type -> puente.connection.v1.HandleUpstreamEventRequest
+	26, // 39: puente.connection.v1.SandboxService.RequireLogin:input_type -> puente.connection.v1.RequireLoginRequest
+	30, // 40: puente.connection.v1.SandboxService.AdvanceDays:input_type -> puente.connection.v1.AdvanceDaysRequest
+	32, // 41: puente.connection.v1.SandboxService.FireEvent:input_type -> puente.connection.v1.FireEventRequest
+	11, // 42: puente.connection.v1.ConnectionService.CreateConnection:output_type -> puente.connection.v1.CreateConnectionResponse
+	13, // 43: puente.connection.v1.ConnectionService.GetConnection:output_type -> puente.connection.v1.GetConnectionResponse
+	15, // 44: puente.connection.v1.ConnectionService.ListConnections:output_type -> puente.connection.v1.ListConnectionsResponse
+	17, // 45: puente.connection.v1.ConnectionService.WatchConnection:output_type -> puente.connection.v1.WatchConnectionResponse
+	19, // 46: puente.connection.v1.ConnectionService.SubmitMfa:output_type -> puente.connection.v1.SubmitMfaResponse
+	21, // 47: puente.connection.v1.ConnectionService.DeleteConnection:output_type -> puente.connection.v1.DeleteConnectionResponse
+	25, // 48: puente.connection.v1.ConnectionService.CompleteRedirect:output_type -> puente.connection.v1.CompleteRedirectResponse
+	23, // 49: puente.connection.v1.ConnectionService.ReauthenticateConnection:output_type -> puente.connection.v1.ReauthenticateConnectionResponse
+	29, // 50: puente.connection.v1.ConnectionService.GetConnectionLink:output_type -> puente.connection.v1.GetConnectionLinkResponse
+	35, // 51: puente.connection.v1.ConnectionService.HandleUpstreamEvent:output_type -> puente.connection.v1.HandleUpstreamEventResponse
+	27, // 52: puente.connection.v1.SandboxService.RequireLogin:output_type -> puente.connection.v1.RequireLoginResponse
+	31, // 53: puente.connection.v1.SandboxService.AdvanceDays:output_type -> puente.connection.v1.AdvanceDaysResponse
+	33, // 54: puente.connection.v1.SandboxService.FireEvent:output_type -> puente.connection.v1.FireEventResponse
+	42, // [42:55] is the sub-list for method output_type
+	29, // [29:42] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_puente_connection_v1_connection_proto_init() }
@@ -2441,7 +2509,7 @@ func file_puente_connection_v1_connection_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_puente_connection_v1_connection_proto_rawDesc), len(file_puente_connection_v1_connection_proto_rawDesc)),
-			NumEnums:      4,
+			NumEnums:      5,
 			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   2,
