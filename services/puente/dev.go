@@ -9,12 +9,15 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"google.golang.org/grpc"
@@ -25,6 +28,7 @@ import (
 	"puente.dev/pkg/config"
 	"puente.dev/pkg/pglocal"
 	"puente.dev/pkg/secretbox"
+	"puente.dev/services/puente/demo"
 	"puente.dev/services/puente/suite"
 )
 
@@ -46,13 +50,22 @@ func devCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		"PUENTE_CORS_ORIGINS": "*",
 		// A developer's webhook receiver is on their own machine.
 		"PUENTE_WEBHOOK_ALLOW_INSECURE_URLS": "true",
+		// The demo integrator's page, which embeds the Connect widget; "off" to go without.
+		"PUENTE_DEMO_ADDR": "127.0.0.1:3000",
 	}
-	lookup := func(k string) (string, bool) {
+	var lookup func(k string) (string, bool)
+	lookup = func(k string) (string, bool) {
 		if v, ok := os.LookupEnv(k); ok && v != "" {
 			return v, true
 		}
 		if v, ok := secrets[k]; ok {
 			return v, true
+		}
+		if k == "PUENTE_PUBLIC_URL" {
+			// Browsers reach the gateway where it listens, unless told otherwise.
+			if addr, ok := lookup("PUENTE_HTTP_ADDR"); ok {
+				return "http://" + addr, true
+			}
 		}
 		v, ok := defaults[k]
 		return v, ok
@@ -82,17 +95,36 @@ func devCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		defer stop()
 	}
 	return serve(ctx, cfg, suite.Names, log, func(s *suite.Suite) error {
-		c, err := sandboxClient(ctx, s.GRPCAddr(), cfg.AdminToken, filepath.Join(dataDir, "sandbox-client.json"))
+		demoAddr, _ := lookup("PUENTE_DEMO_ADDR")
+		var demoOrigins []string
+		if demoAddr != "off" {
+			_, port, err := net.SplitHostPort(demoAddr)
+			if err != nil {
+				return fmt.Errorf("PUENTE_DEMO_ADDR: %w", err)
+			}
+			demoOrigins = []string{"http://127.0.0.1:" + port, "http://localhost:" + port}
+		}
+		c, err := sandboxClient(ctx, s.GRPCAddr(), cfg.AdminToken, filepath.Join(dataDir, "sandbox-client.json"), demoOrigins)
 		if err != nil {
 			return fmt.Errorf("seed the sandbox client: %w", err)
 		}
 		rest := "http://" + s.HTTPAddr()
+		demoLine := ""
+		if demoAddr != "off" {
+			demoURL, err := startDemo(ctx, demoAddr, demo.Config{
+				PuenteURL: cfg.Connection.PublicURL, APIURL: rest, ClientID: c.ClientID, ClientSecret: c.ClientSecret,
+			})
+			if err != nil {
+				return err
+			}
+			demoLine = "\n  Demo      " + demoURL + "   (an integrator's page embedding the Connect widget)"
+		}
 		fmt.Fprintf(stdout, `
 Puente is running.
   REST      %[1]s
   gRPC      %[2]s
   OpenAPI   %[1]s/openapi.json
-  JWKS      %[1]s/.well-known/jwks.json
+  JWKS      %[1]s/.well-known/jwks.json%[7]s
 
 Sandbox client (kept in %[5]s):
   client_id      %[3]s
@@ -102,9 +134,21 @@ Sandbox client (kept in %[5]s):
 
 Admin token (PUENTE_ADMIN_TOKEN): in %[6]s
 Stop with Ctrl-C; data stays for the next run (make db/reset wipes it).
-`, rest, s.GRPCAddr(), c.ClientID, c.ClientSecret, filepath.Join(dataDir, "sandbox-client.json"), filepath.Join(dataDir, "dev.env"))
+`, rest, s.GRPCAddr(), c.ClientID, c.ClientSecret, filepath.Join(dataDir, "sandbox-client.json"), filepath.Join(dataDir, "dev.env"), demoLine)
 		return nil
 	})
+}
+
+// startDemo serves the demo integrator's page on addr until ctx ends, and returns its URL.
+func startDemo(ctx context.Context, addr string, cfg demo.Config) (string, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", fmt.Errorf("demo page: listen on %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: demo.Handler(cfg), ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	context.AfterFunc(ctx, func() { srv.Close() })
+	return "http://" + ln.Addr().String(), nil
 }
 
 // devDataDir is .data in the working directory, or, when the Postgres server user cannot reach it
@@ -245,26 +289,29 @@ type clientCredentials struct {
 	ClientSecret string `json:"client_secret"`
 }
 
-// sandboxClient returns the seeded client, creating it when the file is missing or its
-// credentials no longer work (a reset database).
-func sandboxClient(ctx context.Context, grpcAddr, adminToken, path string) (clientCredentials, error) {
+// sandboxClient returns the seeded client, creating it when the file is missing, its
+// credentials no longer work (a reset database) or it predates the demo's origins.
+func sandboxClient(ctx context.Context, grpcAddr, adminToken, path string, origins []string) (clientCredentials, error) {
 	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return clientCredentials{}, err
 	}
 	defer conn.Close()
+	actx := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+adminToken)
 	var c clientCredentials
 	if b, err := readPrivate(path); err == nil && json.Unmarshal(b, &c) == nil {
 		_, err := authtokenv1.NewTokenServiceClient(conn).CreateToken(ctx, &authtokenv1.CreateTokenRequest{
 			GrantType: "client_credentials", ClientId: c.ClientID, ClientSecret: c.ClientSecret,
 		})
 		if err == nil {
-			return c, nil
+			got, err := authtokenv1.NewClientServiceClient(conn).GetClient(actx, &authtokenv1.GetClientRequest{Id: c.ClientID})
+			if err == nil && !slices.ContainsFunc(origins, func(o string) bool { return !slices.Contains(got.GetClient().GetAllowedOrigins(), o) }) {
+				return c, nil
+			}
 		}
 	}
-	actx := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+adminToken)
 	resp, err := authtokenv1.NewClientServiceClient(conn).CreateClient(actx, &authtokenv1.CreateClientRequest{
-		Name: "Sandbox", RedirectUris: []string{"http://localhost:3000/callback"},
+		Name: "Sandbox", RedirectUris: []string{"http://localhost:3000/callback"}, AllowedOrigins: origins,
 	})
 	if err != nil {
 		return clientCredentials{}, err

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -67,14 +68,26 @@ var (
 	restLine   = regexp.MustCompile(`REST\s+(\S+)`)
 	idLine     = regexp.MustCompile(`client_id\s+(cli_\S+)`)
 	secretLine = regexp.MustCompile(`client_secret\s+(psk_\S+)`)
+	demoLine   = regexp.MustCompile(`Demo\s+(\S+)`)
 )
+
+// freeAddr is a loopback address with a port free right now, for a server that must keep its
+// port across two runs.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	return ln.Addr().String()
+}
 
 func TestDevPrintsWorkingCredentialsAndKeepsThemAcrossRuns(t *testing.T) {
 	dir := t.TempDir()
 	t.Setenv("PUENTE_DATA_DIR", filepath.Join(dir, "data"))
 	t.Setenv("DATABASE_URL", pgtest.NewDatabase(t))
 	t.Setenv("PUENTE_GRPC_ADDR", "127.0.0.1:0")
-	t.Setenv("PUENTE_HTTP_ADDR", "127.0.0.1:0")
+	t.Setenv("PUENTE_HTTP_ADDR", freeAddr(t))
+	t.Setenv("PUENTE_DEMO_ADDR", freeAddr(t))
 
 	first, stop := runDev(t)
 	rest, id, secret := restLine.FindStringSubmatch(first)[1], idLine.FindStringSubmatch(first)[1], secretLine.FindStringSubmatch(first)[1]
@@ -85,6 +98,29 @@ func TestDevPrintsWorkingCredentialsAndKeepsThemAcrossRuns(t *testing.T) {
 	resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode, grant)
 	require.NotEmpty(t, grant["access_token"])
+
+	// The demo page's backend mints link tokens with the sandbox client, whose registered
+	// origins let the widget talk to the page.
+	demoURL := demoLine.FindStringSubmatch(first)[1]
+	resp, err = http.Post(demoURL+"/api/link-token", "application/json", strings.NewReader(`{"language":"es"}`))
+	require.NoError(t, err)
+	var link map[string]any
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&link))
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode, link)
+	ex, err := http.Post(rest+"/v1/link-tokens:exchange", "application/json", strings.NewReader(`{"link_token":"`+link["link_token"].(string)+`"}`))
+	require.NoError(t, err)
+	var session map[string]any
+	require.NoError(t, json.NewDecoder(ex.Body).Decode(&session))
+	ex.Body.Close()
+	require.Equal(t, http.StatusOK, ex.StatusCode, session)
+	require.Contains(t, session["allowed_origins"], demoURL, "the widget may post to the demo page")
+	require.Equal(t, "es", session["language"])
+	page, err := http.Get(demoURL + "/")
+	require.NoError(t, err)
+	html, _ := io.ReadAll(page.Body)
+	page.Body.Close()
+	require.Contains(t, string(html), rest+"/connect/embed.js", "the page loads the embed script from the gateway")
 	stop()
 
 	second, stop := runDev(t)
