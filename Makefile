@@ -23,8 +23,12 @@ build: ## Build the puente binary into .bin/.
 test: test/go lint check-generate ## Tests on a real ephemeral Postgres, then lint and generated-code drift.
 
 .PHONY: test/go
-test/go: ## Go tests of every module, sharing one ephemeral Postgres cluster.
+test/go: browser/deps ## Go tests of every module, sharing one ephemeral Postgres cluster (the widget's in Chromium too).
 	go run puente.dev/pkg/cmd/withpostgres -- go test $(GO_TEST_FLAGS) $(PKGS)
+
+.PHONY: browser/deps
+browser/deps: ## Install the widget's browser-test packages (playwright-core, axe-core) from package-lock.json.
+	npm ci --prefix services/puente/suite/browser --no-audit --no-fund --loglevel=error
 
 .PHONY: bench
 bench: ## Benchmarks beside their baselines, with the ratios (token issue, verification, REST vs gRPC).

@@ -7,12 +7,18 @@ package connect
 
 import (
 	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
 	"embed"
+	"encoding/hex"
 	"io/fs"
+	"mime"
 	"net/http"
 	"os"
 	"path"
-	"time"
+	"strconv"
+	"strings"
+	"sync"
 )
 
 //go:embed static
@@ -45,12 +51,13 @@ func Handler(dir string) http.Handler {
 	} else {
 		files, _ = fs.Sub(embedded, "static")
 	}
+	a := &assets{files: files, cache: dir == ""}
 	mux := http.NewServeMux()
 	page := func(name, csp string) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Security-Policy", csp)
 			w.Header().Set("Referrer-Policy", "no-referrer")
-			serve(w, r, files, name, "no-store")
+			a.serve(w, r, name, "no-store")
 		}
 	}
 	mux.HandleFunc("GET "+WidgetPath, page("index.html", widgetCSP))
@@ -64,19 +71,71 @@ func Handler(dir string) http.Handler {
 			http.NotFound(w, r)
 			return
 		}
-		// Short: a deploy changes them under the same name.
-		serve(w, r, files, name, "public, max-age=300")
+		// Short, and revalidated by ETag: a deploy changes them under the same name.
+		a.serve(w, r, name, "public, max-age=300")
 	})
 	return mux
 }
 
-func serve(w http.ResponseWriter, r *http.Request, files fs.FS, name, cacheControl string) {
-	b, err := fs.ReadFile(files, name)
+// assets reads files once (when cache is set) with their gzip form and ETag.
+type assets struct {
+	files  fs.FS
+	cache  bool
+	mu     sync.Mutex
+	byName map[string]*asset
+}
+
+type asset struct {
+	raw, gz []byte
+	etag    string
+}
+
+func (a *assets) get(name string) (*asset, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if f, ok := a.byName[name]; ok {
+		return f, nil
+	}
+	raw, err := fs.ReadFile(a.files, name)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	zw.Write(raw)
+	zw.Close()
+	sum := sha256.Sum256(raw)
+	f := &asset{raw: raw, gz: buf.Bytes(), etag: `"` + hex.EncodeToString(sum[:12]) + `"`}
+	if a.cache {
+		if a.byName == nil {
+			a.byName = map[string]*asset{}
+		}
+		a.byName[name] = f
+	}
+	return f, nil
+}
+
+func (a *assets) serve(w http.ResponseWriter, r *http.Request, name, cacheControl string) {
+	f, err := a.get(name)
 	if err != nil {
 		http.NotFound(w, r)
 		return
 	}
-	w.Header().Set("Cache-Control", cacheControl)
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(b))
+	h := w.Header()
+	h.Set("Cache-Control", cacheControl)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Type", mime.TypeByExtension(path.Ext(name)))
+	h.Set("ETag", f.etag)
+	h.Add("Vary", "Accept-Encoding")
+	if r.Header.Get("If-None-Match") == f.etag {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	body := f.raw
+	if strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") && len(f.gz) < len(f.raw) {
+		h.Set("Content-Encoding", "gzip")
+		body = f.gz
+	}
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.Write(body)
 }

@@ -36,6 +36,9 @@ type Config struct {
 	ClientSecret string
 	// HTTP calls Puente; http.DefaultClient when nil.
 	HTTP *http.Client
+	// FrameOrigins may also be framed by the page, beside Puente (the tests' hostile origin plays
+	// a third-party frame, such as an advert, on the integrator's page).
+	FrameOrigins []string
 }
 
 // Handler serves the demo page and its backend.
@@ -69,7 +72,8 @@ func (d *server) index(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	// The page allows scripts only from itself and Puente, and frames only from Puente: what an
 	// integrator's page would allow.
-	w.Header().Set("Content-Security-Policy", fmt.Sprintf("default-src 'self'; script-src 'self' %[1]s; frame-src %[1]s; style-src 'self'", origin(d.cfg.PuenteURL)))
+	frames := strings.Join(append([]string{origin(d.cfg.PuenteURL)}, d.cfg.FrameOrigins...), " ")
+	w.Header().Set("Content-Security-Policy", fmt.Sprintf("default-src 'self'; script-src 'self' %s; frame-src %s; style-src 'self'", origin(d.cfg.PuenteURL), frames))
 	var buf bytes.Buffer
 	if err := page.Execute(&buf, map[string]string{"EmbedScript": strings.TrimSuffix(d.cfg.PuenteURL, "/") + "/connect/embed.js"}); err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
