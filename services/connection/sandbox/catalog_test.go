@@ -123,7 +123,7 @@ func checkFields(t *testing.T, fields []connection.CredentialField) {
 
 func TestScriptedUsernamesPassEveryUsernameValidation(t *testing.T) {
 	users := []string{"user_good", "user_otp", "user_otp2", "user_image", "user_captcha", "user_otp_timeout",
-		"user_slow", "user_relogin", "user_badpass", "user_locked", "user_action"}
+		"user_slow", "user_relogin", "user_badpass", "user_locked", "user_action", "user_partial", "user_accounts"}
 	for _, inst := range catalog(t) {
 		for _, f := range inst.Fields {
 			if !f.IsUsername && f.Type != connection.Password {

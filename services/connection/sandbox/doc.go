@@ -30,6 +30,9 @@
 //	|                    |            | to LOGIN_REQUIRED to exercise re-authentication                                     | LOGIN_REQUIRED)             |      |
 //	| user_partial       | pass_good  | Succeeds like user_good; its credit card's transactions cannot be read, so a     | SUCCEEDED                   | 200  |
 //	|                    |            | refresh of its data ends with that account in ERROR (INSTITUTION_UNAVAILABLE)       |                             |      |
+//	| user_accounts      | pass_good  | Challenge with AccountSelection: one OPTIONS field account_<id> per account of  | SUCCEEDED                   | 200  |
+//	|                    |            | the bank, answered "share" or "skip" (as Powens' accounts arrive disabled); the     |                             |      |
+//	|                    |            | skipped accounts are never extracted; sharing none is asked again once             |                             |      |
 //	| user_badpass       | (any)      | Wrong password whatever is sent                                                     | FAILED INVALID_CREDENTIALS  | 401  |
 //	| user_locked        | pass_good  | The account is locked at the institution                                            | FAILED LOCKED               | 405  |
 //	| user_action        | pass_good  | The user must do something on the institution's own site first                      | FAILED USER_ACTION_REQUIRED | 408  |

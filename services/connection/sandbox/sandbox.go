@@ -32,6 +32,7 @@ const (
 	UserLocked     = "user_locked"
 	UserAction     = "user_action"
 	UserPartial    = "user_partial"
+	UserAccounts   = "user_accounts"
 )
 
 // The right answers.
@@ -46,7 +47,13 @@ const (
 	GreenSquare = "img_3"
 	// CaptchaText answers user_captcha's captcha (case-insensitive).
 	CaptchaText = "PUENTE"
+	// ShareAccount and SkipAccount answer each field of user_accounts' choice of accounts.
+	ShareAccount = "share"
+	SkipAccount  = "skip"
 )
+
+// AccountField is the field of user_accounts' challenge that asks about the account id.
+func AccountField(id string) string { return "account_" + id }
 
 // Timings.
 const (
@@ -173,9 +180,10 @@ var scripts = map[string]script{
 
 // Phases of a login that is not over.
 const (
-	phaseMFA     = "mfa"
-	phaseRunning = "running"
-	phaseLinked  = "linked" // logged in: the state names the bank data
+	phaseMFA      = "mfa"
+	phaseAccounts = "accounts" // user_accounts: choosing the accounts to share
+	phaseRunning  = "running"
+	phaseLinked   = "linked" // logged in: the state names the bank data
 )
 
 const stateVersion = 1
@@ -192,6 +200,9 @@ type loginState struct {
 	Expires     int64  `json:"expires,omitempty"` // deadline of the pending challenge, Unix ms
 	Polls       int    `json:"polls,omitempty"`
 	Day         int    `json:"day,omitempty"` // linked: days the bank has moved on since AnchorDate
+	// Skipped are the accounts the user chose not to share (user_accounts); the extraction
+	// service's sandbox adapter leaves them out.
+	Skipped []string `json:"skipped,omitempty"`
 }
 
 func (s loginState) encode() []byte {
@@ -224,6 +235,10 @@ func decodeState(b []byte, inst connection.Institution) (loginState, error) {
 		}
 		if s.Step < 0 || s.Step >= len(sc.steps) || s.Retries < 0 || s.Round < 0 {
 			return s, fmt.Errorf("sandbox: login state is out of range")
+		}
+	case phaseAccounts:
+		if s.User != UserAccounts || s.Retries < 0 || s.Round < 0 {
+			return s, fmt.Errorf("sandbox: login state is not a choice of accounts")
 		}
 	case phaseRunning:
 		if s.User != UserSlow || s.Polls < 0 || s.Polls >= slowPolls {
@@ -336,6 +351,10 @@ func (p *Provider) Start(ctx context.Context, l connection.Login) (connection.Ou
 		s := loginState{V: stateVersion, Institution: inst.ExternalID, User: user, Phase: phaseMFA}
 		return p.ask(l, s, "WaitingTwofa: the institution asks for a second factor"), nil
 	}
+	if user == UserAccounts {
+		s := loginState{V: stateVersion, Institution: inst.ExternalID, User: user, Phase: phaseAccounts}
+		return p.askAccounts(l, s, "the accounts arrive disabled: choose the ones to share"), nil
+	}
 	return unauthorized("the username or password is not valid"), nil
 }
 
@@ -372,6 +391,56 @@ func (p *Provider) ask(l connection.Login, s loginState, msg string) connection.
 	}
 }
 
+// bankAccounts are the accounts of a user's bank, as the extraction service's adapter reads them.
+func bankAccounts(user string, inst connection.Institution) []sandboxdata.Account {
+	return sandboxdata.Snapshot(sandboxdata.Login{Seed: user, Country: inst.Country}, 0).Accounts
+}
+
+// askAccounts asks which of the bank's accounts to share, as Powens does when its accounts
+// arrive disabled: one share/skip field per account.
+func (p *Provider) askAccounts(l connection.Login, s loginState, msg string) connection.Outcome {
+	s.Round = max(l.Round, s.Round) + 1
+	expires := p.now().Add(ChallengeTTL).Truncate(time.Millisecond)
+	s.Expires = expires.UnixMilli()
+	ch := &connection.Challenge{ID: challengeID(l.ConnectionID, s.Round), Round: s.Round, ExpiresAt: expires, AccountSelection: true}
+	for _, a := range bankAccounts(s.User, institution(l)) {
+		ch.Fields = append(ch.Fields, connection.ChallengeField{
+			Name: AccountField(a.ID), Type: connection.ChallengeOptions, Label: a.Name + " ••••" + a.Mask,
+			Options: []connection.Option{{Value: ShareAccount, Label: "Share"}, {Value: SkipAccount, Label: "Don't share"}},
+		})
+	}
+	return connection.Outcome{Status: connection.WaitingMFA, UpstreamCode: codeWaitingTwofa, Message: msg, Challenge: ch, State: s.encode()}
+}
+
+// chooseAccounts settles user_accounts' choice: every account answered share or skip, at least
+// one shared; otherwise the question is asked again once, then the login fails MFA_FAILED.
+func (p *Provider) chooseAccounts(l connection.Login, s loginState, answers map[string]string) connection.Outcome {
+	var skipped []string
+	shared := 0
+	valid := true
+	for _, a := range bankAccounts(s.User, institution(l)) {
+		switch strings.TrimSpace(answers[AccountField(a.ID)]) {
+		case ShareAccount:
+			shared++
+		case SkipAccount:
+			skipped = append(skipped, a.ID)
+		default:
+			valid = false
+		}
+	}
+	if !valid || shared == 0 {
+		if s.Retries >= 1 {
+			return failed(connection.MFAFailed, codeInvalidToken, "InvalidToken: no account was chosen")
+		}
+		s.Retries++
+		return p.askAccounts(l, s, "answer share or skip for every account, and share at least one")
+	}
+	out := succeeded(s.Institution, s.User)
+	linked := loginState{V: stateVersion, Institution: s.Institution, User: s.User, Phase: phaseLinked, Skipped: skipped}
+	out.State = linked.encode()
+	return out
+}
+
 // challengeID is "chl_" + the connection id without its type prefix + "_" + the round.
 func challengeID(connectionID string, round int) string {
 	suffix := connectionID
@@ -397,7 +466,7 @@ func (p *Provider) Answer(ctx context.Context, l connection.Login, answers map[s
 	if err != nil {
 		return connection.Outcome{}, err
 	}
-	if s.Phase != phaseMFA {
+	if s.Phase != phaseMFA && s.Phase != phaseAccounts {
 		return connection.Outcome{}, fmt.Errorf("sandbox: Answer on a login that is not waiting for a two-factor answer")
 	}
 	if inst.Health == connection.Down {
@@ -405,6 +474,9 @@ func (p *Provider) Answer(ctx context.Context, l connection.Login, answers map[s
 	}
 	if p.now().After(time.UnixMilli(s.Expires)) {
 		return failed(connection.MFATimeout, codeTwofaTimeout, "TwofaTimeout: the answer came after the challenge expired"), nil
+	}
+	if s.Phase == phaseAccounts {
+		return p.chooseAccounts(l, s, answers), nil
 	}
 
 	sc := scripts[s.User]

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"image/png"
 	"net/url"
@@ -438,5 +439,49 @@ func TestStateIsSmallJSONWithoutThePassword(t *testing.T) {
 func TestName(t *testing.T) {
 	if got := sandbox.New().Name(); got != "sandbox" {
 		t.Errorf("Name() = %q", got)
+	}
+}
+
+func TestUserAccountsChoosesTheAccountsToShare(t *testing.T) {
+	d := newDriver(t, sandbox.InstitutionGood, "user_accounts", "pass_good")
+	out := d.start()
+	if out.Status != connection.WaitingMFA || out.Challenge == nil || !out.Challenge.AccountSelection {
+		t.Fatalf("Start: %+v, want a choice of accounts", out)
+	}
+	ch := out.Challenge
+	if len(ch.Fields) != 2 {
+		t.Fatalf("%d fields, want one per account (checking and card)", len(ch.Fields))
+	}
+	for _, f := range ch.Fields {
+		if f.Type != connection.ChallengeOptions || len(f.Options) != 2 || !strings.Contains(f.Label, "••••") {
+			t.Errorf("field %+v: want share/skip options and a masked number in the label", f)
+		}
+	}
+
+	// Sharing nothing is asked again once.
+	none := map[string]string{ch.Fields[0].Name: sandbox.SkipAccount, ch.Fields[1].Name: sandbox.SkipAccount}
+	again := d.answer(none)
+	if again.Status != connection.WaitingMFA || again.Challenge.Round != ch.Round+1 {
+		t.Fatalf("sharing nothing: %+v, want the question again", again)
+	}
+	done := d.answer(map[string]string{ch.Fields[0].Name: sandbox.ShareAccount, ch.Fields[1].Name: sandbox.SkipAccount})
+	if done.Status != connection.Succeeded {
+		t.Fatalf("a choice: %+v, want SUCCEEDED", done)
+	}
+	var state struct {
+		Skipped []string `json:"skipped"`
+	}
+	if err := json.Unmarshal(done.State, &state); err != nil {
+		t.Fatal(err)
+	}
+	if len(state.Skipped) != 1 || sandbox.AccountField(state.Skipped[0]) != ch.Fields[1].Name {
+		t.Errorf("skipped %v, want the second account", state.Skipped)
+	}
+
+	twice := newDriver(t, sandbox.InstitutionGood, "user_accounts", "pass_good")
+	twice.start()
+	twice.answer(map[string]string{"account_nope": sandbox.ShareAccount})
+	if out := twice.answer(map[string]string{}); out.Status != connection.Failed || out.Reason != connection.MFAFailed {
+		t.Errorf("two unusable answers: %+v, want FAILED MFA_FAILED", out)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"puente.dev/pkg/sandboxdata"
@@ -42,6 +43,8 @@ type link struct {
 	User  string `json:"user"`
 	Phase string `json:"phase"`
 	Day   int    `json:"day"`
+	// Skipped accounts were not shared by the user (user_accounts).
+	Skipped []string `json:"skipped"`
 }
 
 func (p *Provider) bank(l extraction.Link) (sandboxdata.Bank, error) {
@@ -52,7 +55,9 @@ func (p *Provider) bank(l extraction.Link) (sandboxdata.Bank, error) {
 	if s.Phase != "linked" || s.User == "" {
 		return sandboxdata.Bank{}, &extraction.ProviderError{Reason: extraction.ReasonLoginRequired, Err: errors.New("sandbox: the login is not linked")}
 	}
-	return sandboxdata.Snapshot(sandboxdata.Login{Seed: s.User, Country: l.Country, BankCode: bankCodes[l.InstitutionExternalID]}, s.Day), nil
+	b := sandboxdata.Snapshot(sandboxdata.Login{Seed: s.User, Country: l.Country, BankCode: bankCodes[l.InstitutionExternalID]}, s.Day)
+	b.Accounts = slices.DeleteFunc(b.Accounts, func(a sandboxdata.Account) bool { return slices.Contains(s.Skipped, a.ID) })
+	return b, nil
 }
 
 func (p *Provider) Accounts(ctx context.Context, l extraction.Link) ([]extraction.UpstreamAccount, error) {

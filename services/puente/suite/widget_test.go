@@ -91,11 +91,14 @@ func TestWidgetInABrowser(t *testing.T) {
 			ConsentID    string `json:"consentId"`
 			ConnectionID string `json:"connectionId"`
 		} `json:"successes"`
+		AccountChoice struct {
+			ConsentID string `json:"consentId"`
+		} `json:"accountChoice"`
 	}
 	raw, err := os.ReadFile(filepath.Join(artifacts, "results.json"))
 	require.NoError(t, err)
 	require.NoError(t, json.Unmarshal(raw, &results))
-	require.Len(t, results.Successes, 5, "success, OTP, image, captcha and redirect each linked a bank")
+	require.Len(t, results.Successes, 6, "success, OTP, image, captcha, accounts and redirect each linked a bank")
 	tok, err := authtokenv1.NewTokenServiceClient(b.conn).CreateToken(context.Background(), &authtokenv1.CreateTokenRequest{
 		GrantType: "client_credentials", ClientId: clientID, ClientSecret: secret,
 	})
@@ -106,6 +109,12 @@ func TestWidgetInABrowser(t *testing.T) {
 		require.Equal(t, consentv1.ConsentStatus_CONSENT_STATUS_AUTHORISED, got.GetConsent().GetStatus(), s.ConsentID)
 		require.Equal(t, s.ConnectionID, got.GetConsent().GetConnectionId())
 	}
+
+	// The account the user left unticked is never read.
+	b.extract(tok.GetAccessToken(), results.AccountChoice.ConsentID, "ACCOUNTS")
+	accounts := b.do(http.MethodGet, "/v1/accounts?consent_id="+results.AccountChoice.ConsentID, tok.GetAccessToken(), nil)
+	require.Equal(t, http.StatusOK, accounts.Status, accounts.Raw)
+	require.Len(t, accounts.JSON["accounts"], 1, "only the shared account: %s", accounts.Raw)
 
 	figures, err := os.ReadFile(filepath.Join(artifacts, "figures.json"))
 	require.NoError(t, err)

@@ -269,6 +269,26 @@ test('a captcha challenge, in French', async (t) => {
   await finish(page, widget, shots);
 });
 
+test('the user picks the accounts to share when they arrive disabled', async (t) => {
+  const { page, widget, shots } = await open(t, { language: 'en' });
+  await pickInstitution(widget, 'Arena', 'Banco Arena Personas');
+  await widget.locator('[data-action="continue"]').click();
+  await credentials(widget, 'user_accounts');
+  await widget.locator('[data-screen="mfa"]').waitFor();
+  const boxes = widget.locator('[data-screen="mfa"] input[type="checkbox"]');
+  await boxes.first().waitFor();
+  assert.equal(await boxes.count(), 2, 'one checkbox per account');
+  assert.ok(await boxes.nth(0).isChecked() && await boxes.nth(1).isChecked(), 'every account is offered checked');
+  await boxes.nth(1).uncheck();
+  await shots('mfa-accounts');
+  await axe(page, 'accounts');
+  await widget.locator('[data-action="submit"]').click();
+  const success = await finish(page, widget, shots);
+  results.accountChoice = success;
+  const mfa = (await messages(page)).find((m) => m.name === 'MFA_REQUIRED');
+  assert.equal(mfa.payload.mfa_type, 'accounts');
+});
+
 test('a wrong password is said next to the form, and closing reports it', async (t) => {
   const { page, widget, shots } = await open(t, { language: 'en' });
   await pickInstitution(widget, 'Arena', 'Banco Arena Personas');
