@@ -7,11 +7,11 @@ const STR = {
 en: {
   back: 'Back', close: 'Close', secured: 'Secured by Puente', loading: 'Loading…',
   expiredT: 'This link has expired', expiredB: 'Go back to the app and start again to connect your account.',
-  notAllowedT: 'Puente Connect can’t open here', notAllowedB: 'This website isn’t authorised to use Puente Connect. Go back to the app you came from.',
+  notAllowedT: 'Puente Connect can\'t open here', notAllowedB: 'This website isn\'t authorised to use Puente Connect. Go back to the app you came from.',
   instT: 'Select your bank', instB: 'Choose the institution where you have your account.', search: 'Search for your bank', searchPh: 'Search',
-  noResults: 'No results for “{q}”', noResultsB: 'Check the spelling or try another name.', instErr: 'We couldn’t load the list of banks.',
+  noResults: 'No results for “{q}”', noResultsB: 'Check the spelling or try another name.', noBanks: 'No banks are available here yet.', instErr: 'We couldn\'t load the list of banks.',
   retry: 'Try again', slow: 'Slow right now', down: 'Unavailable', results: '{n} results',
-  unavailT: '{inst} is unavailable right now', unavailB: '{inst} isn’t responding at the moment, so we can’t connect to it. Try again later or choose another bank.', another: 'Choose another bank',
+  unavailT: '{inst} is unavailable right now', unavailB: '{inst} isn\'t responding at the moment, so we can\'t connect to it. Try again later or choose another bank.', another: 'Choose another bank',
   thisApp: 'This app', theApp: 'the app', consentT: '{app} wants to access your {inst} data', consentShare: 'What will be shared',
   ACCOUNTS: 'Account names, types and numbers', BALANCES: 'Balances', TRANSACTIONS: 'Transactions', IDENTITY: 'Name, email, phone and address',
   INVESTMENTS: 'Investments and their holdings', CREDIT_CARDS: 'Credit cards and their statements', REPORTS: 'Reports built from your data',
@@ -19,32 +19,32 @@ en: {
   withdraw: 'You can withdraw this access at any time.', secure: 'Your credentials are encrypted and never shared with {app}.', cont: 'Continue',
   credT: 'Log in to {inst}', credB: 'Enter the details you use for {inst} online banking.', required: 'This field is required', format: 'Check the format of this field',
   showPwd: 'Show password', choose: 'Select an option', connect: 'Connect', degraded: '{inst} is slow right now. Connecting may take longer than usual.',
-  badCreds: 'The username or password is incorrect', sendErr: 'We couldn’t send your details. Check them and try again.',
-  redirT: 'Continue at {inst}', redirB: 'You’ll continue at {inst} to sign in and approve access. Then you’ll come back here.', redirGo: 'Continue to {inst}',
+  badCreds: 'The username or password is incorrect', sendErr: 'We couldn\'t send your details. Check them and try again.',
+  redirT: 'Continue at {inst}', redirB: 'You\'ll continue at {inst} to sign in and approve access. Then you\'ll come back here.', redirGo: 'Continue to {inst}',
   waitT: 'Waiting for {inst}…', waitB: 'Finish signing in and approving access in the {inst} window.', reopen: 'Reopen the {inst} window',
   blocked: 'Your browser blocked the window.', openTab: 'Open {inst} in a new tab',
-  progT: 'Connecting to {inst}…', progB: 'This usually takes a few seconds.',
+  progT: 'Connecting to {inst}…', progB: 'This usually takes a few seconds.', progStart: 'Opening a secure session.', progRun: 'Logging in to your bank.',
   code: 'Enter the code', password: 'Enter your security password', options: 'Choose an option', images: 'Choose the image', captcha: 'Type the characters you see', accounts: 'Choose the accounts to share',
   mfaB: '{inst} is asking for an extra verification step.', accB: 'Only the accounts you select will be shared with {app}.', accLegend: 'Your accounts',
-  mfaRetry: 'That didn’t work, try again', expiresIn: 'Expires in {t}', expiredMfa: 'This request has expired.', chImg: 'Security image from {inst}', mfaErr: 'This request changed or was already answered. Please try again.',
+  mfaRetry: 'That didn\'t work, try again', expiresIn: 'Expires in {t}', expiredMfa: 'This request has expired.', chImg: 'Security image from {inst}', mfaErr: 'This request changed or was already answered. Please try again.',
   okT: 'Connected', okB: '{inst} is connected to {app}.', done: 'All done. You can close this window.', closed: 'You can close this window.',
   LOCKED: ['Your account is locked', '{inst} has locked online access to your account. Unlock it with {inst}, then try again.'],
   USER_ACTION_REQUIRED: ['Action needed at {inst}', '{inst} needs you to do something on its website or app first, such as accepting new terms. Then try again.'],
-  MFA_TIMEOUT: ['The verification timed out', 'The extra verification step wasn’t completed in time. Try again.'],
-  MFA_FAILED: ['The verification failed', 'The answer to the security check wasn’t accepted. Try again.'],
-  INSTITUTION_UNAVAILABLE: ['{inst} is unavailable', '{inst} isn’t responding right now. Try again later.'],
-  REDIRECT_DENIED: ['Access wasn’t approved', 'Access wasn’t approved at {inst}. If that was a mistake, try again.'],
+  MFA_TIMEOUT: ['The verification timed out', 'The extra verification step wasn\'t completed in time. Try again.'],
+  MFA_FAILED: ['The verification failed', 'The answer to the security check wasn\'t accepted. Try again.'],
+  INSTITUTION_UNAVAILABLE: ['{inst} is unavailable', '{inst} isn\'t responding right now. Try again later.'],
+  REDIRECT_DENIED: ['Access wasn\'t approved', 'Access wasn\'t approved at {inst}. If that was a mistake, try again.'],
   LOGIN_REQUIRED: ['Sign in again', '{inst} asked you to sign in again. Try again.'],
-  INTERNAL: ['Something went wrong', 'We couldn’t connect to {inst} because of a problem on our side. Try again in a few minutes.'],
-  UNKNOWN: ['We couldn’t connect', 'Something went wrong while connecting to {inst}. Try again.'],
-  errT: 'Something went wrong', errB: 'We couldn’t reach Puente. Check your internet connection and try again.',
+  INTERNAL: ['Something went wrong', 'We couldn\'t connect to {inst} because of a problem on our side. Try again in a few minutes.'],
+  UNKNOWN: ['We couldn\'t connect', 'Something went wrong while connecting to {inst}. Try again.'],
+  errT: 'Something went wrong', errB: 'We couldn\'t reach Puente. Check your internet connection and try again.',
 },
 es: {
   back: 'Atrás', close: 'Cerrar', secured: 'Protegido por Puente', loading: 'Cargando…',
   expiredT: 'Este enlace ha caducado', expiredB: 'Vuelve a la aplicación y empieza de nuevo para conectar tu cuenta.',
   notAllowedT: 'Puente Connect no puede abrirse aquí', notAllowedB: 'Este sitio web no está autorizado para usar Puente Connect. Vuelve a la aplicación desde la que llegaste.',
   instT: 'Selecciona tu banco', instB: 'Elige la institución donde tienes tu cuenta.', search: 'Busca tu banco', searchPh: 'Buscar',
-  noResults: 'No hay resultados para «{q}»', noResultsB: 'Revisa la ortografía o prueba otro nombre.', instErr: 'No pudimos cargar la lista de bancos.',
+  noResults: 'No hay resultados para «{q}»', noResultsB: 'Revisa la ortografía o prueba otro nombre.', noBanks: 'Aún no hay bancos disponibles aquí.', instErr: 'No pudimos cargar la lista de bancos.',
   retry: 'Reintentar', slow: 'Lento ahora', down: 'No disponible', results: '{n} resultados',
   unavailT: '{inst} no está disponible ahora', unavailB: '{inst} no responde en este momento, así que no podemos conectarnos. Inténtalo más tarde o elige otro banco.', another: 'Elegir otro banco',
   thisApp: 'Esta aplicación', theApp: 'la aplicación', consentT: '{app} quiere acceder a tus datos de {inst}', consentShare: 'Qué se compartirá',
@@ -58,7 +58,7 @@ es: {
   redirT: 'Continúa en {inst}', redirB: 'Continuarás en {inst} para iniciar sesión y aprobar el acceso. Después volverás aquí.', redirGo: 'Continuar a {inst}',
   waitT: 'Esperando a {inst}…', waitB: 'Termina de iniciar sesión y aprobar el acceso en la ventana de {inst}.', reopen: 'Volver a abrir la ventana de {inst}',
   blocked: 'Tu navegador bloqueó la ventana.', openTab: 'Abrir {inst} en una pestaña nueva',
-  progT: 'Conectando con {inst}…', progB: 'Esto suele tardar unos segundos.',
+  progT: 'Conectando con {inst}…', progB: 'Esto suele tardar unos segundos.', progStart: 'Abriendo una sesión segura.', progRun: 'Iniciando sesión en tu banco.',
   code: 'Ingresa el código', password: 'Ingresa tu clave de seguridad', options: 'Elige una opción', images: 'Elige la imagen', captcha: 'Escribe los caracteres que ves', accounts: 'Elige las cuentas que compartirás',
   mfaB: '{inst} pide un paso adicional de verificación.', accB: 'Solo se compartirán con {app} las cuentas que selecciones.', accLegend: 'Tus cuentas',
   mfaRetry: 'No funcionó, inténtalo de nuevo', expiresIn: 'Caduca en {t}', expiredMfa: 'Esta solicitud ha caducado.', chImg: 'Imagen de seguridad de {inst}', mfaErr: 'Esta solicitud cambió o ya fue respondida. Inténtalo de nuevo.',
@@ -79,7 +79,7 @@ pt: {
   expiredT: 'Este link expirou', expiredB: 'Volte ao aplicativo e comece de novo para conectar sua conta.',
   notAllowedT: 'O Puente Connect não pode abrir aqui', notAllowedB: 'Este site não está autorizado a usar o Puente Connect. Volte ao aplicativo de onde você veio.',
   instT: 'Selecione seu banco', instB: 'Escolha a instituição onde você tem sua conta.', search: 'Pesquise seu banco', searchPh: 'Pesquisar',
-  noResults: 'Nenhum resultado para “{q}”', noResultsB: 'Confira a ortografia ou tente outro nome.', instErr: 'Não conseguimos carregar a lista de bancos.',
+  noResults: 'Nenhum resultado para “{q}”', noResultsB: 'Confira a ortografia ou tente outro nome.', noBanks: 'Ainda não há bancos disponíveis aqui.', instErr: 'Não conseguimos carregar a lista de bancos.',
   retry: 'Tentar novamente', slow: 'Lento agora', down: 'Indisponível', results: '{n} resultados',
   unavailT: '{inst} está indisponível agora', unavailB: '{inst} não está respondendo no momento, então não conseguimos conectar. Tente mais tarde ou escolha outro banco.', another: 'Escolher outro banco',
   thisApp: 'Este aplicativo', theApp: 'o aplicativo', consentT: '{app} quer acessar seus dados do {inst}', consentShare: 'O que será compartilhado',
@@ -93,7 +93,7 @@ pt: {
   redirT: 'Continue no {inst}', redirB: 'Você continuará no {inst} para entrar e aprovar o acesso. Depois voltará para cá.', redirGo: 'Continuar no {inst}',
   waitT: 'Aguardando o {inst}…', waitB: 'Termine de entrar e aprovar o acesso na janela do {inst}.', reopen: 'Reabrir a janela do {inst}',
   blocked: 'Seu navegador bloqueou a janela.', openTab: 'Abrir o {inst} em uma nova aba',
-  progT: 'Conectando ao {inst}…', progB: 'Isso costuma levar alguns segundos.',
+  progT: 'Conectando ao {inst}…', progB: 'Isso costuma levar alguns segundos.', progStart: 'Abrindo uma sessão segura.', progRun: 'Entrando no seu banco.',
   code: 'Digite o código', password: 'Digite sua senha de segurança', options: 'Escolha uma opção', images: 'Escolha a imagem', captcha: 'Digite os caracteres que você vê', accounts: 'Escolha as contas que serão compartilhadas',
   mfaB: '{inst} está pedindo uma verificação adicional.', accB: 'Somente as contas selecionadas serão compartilhadas com {app}.', accLegend: 'Suas contas',
   mfaRetry: 'Não funcionou, tente novamente', expiresIn: 'Expira em {t}', expiredMfa: 'Esta solicitação expirou.', chImg: 'Imagem de segurança do {inst}', mfaErr: 'Esta solicitação mudou ou já foi respondida. Tente novamente.',
@@ -114,7 +114,7 @@ fr: {
   expiredT: 'Ce lien a expiré', expiredB: 'Revenez à l’application et recommencez pour connecter votre compte.',
   notAllowedT: 'Puente Connect ne peut pas s’ouvrir ici', notAllowedB: 'Ce site n’est pas autorisé à utiliser Puente Connect. Revenez à l’application d’origine.',
   instT: 'Choisissez votre banque', instB: 'Sélectionnez l’établissement où se trouve votre compte.', search: 'Rechercher votre banque', searchPh: 'Rechercher',
-  noResults: 'Aucun résultat pour « {q} »', noResultsB: 'Vérifiez l’orthographe ou essayez un autre nom.', instErr: 'Impossible de charger la liste des banques.',
+  noResults: 'Aucun résultat pour « {q} »', noResultsB: 'Vérifiez l’orthographe ou essayez un autre nom.', noBanks: 'Aucune banque n’est encore disponible ici.', instErr: 'Impossible de charger la liste des banques.',
   retry: 'Réessayer', slow: 'Lent en ce moment', down: 'Indisponible', results: '{n} résultats',
   unavailT: '{inst} est indisponible pour le moment', unavailB: '{inst} ne répond pas en ce moment, la connexion est donc impossible. Réessayez plus tard ou choisissez une autre banque.', another: 'Choisir une autre banque',
   thisApp: 'Cette application', theApp: 'l’application', consentT: '{app} souhaite accéder à vos données {inst}', consentShare: 'Ce qui sera partagé',
@@ -128,7 +128,7 @@ fr: {
   redirT: 'Continuez sur {inst}', redirB: 'Vous allez continuer sur {inst} pour vous connecter et approuver l’accès, puis revenir ici.', redirGo: 'Continuer vers {inst}',
   waitT: 'En attente de {inst}…', waitB: 'Terminez la connexion et l’approbation dans la fenêtre {inst}.', reopen: 'Rouvrir la fenêtre {inst}',
   blocked: 'Votre navigateur a bloqué la fenêtre.', openTab: 'Ouvrir {inst} dans un nouvel onglet',
-  progT: 'Connexion à {inst}…', progB: 'Cela prend généralement quelques secondes.',
+  progT: 'Connexion à {inst}…', progB: 'Cela prend généralement quelques secondes.', progStart: 'Ouverture d’une session sécurisée.', progRun: 'Connexion à votre banque.',
   code: 'Saisissez le code', password: 'Saisissez votre mot de passe de sécurité', options: 'Choisissez une option', images: 'Choisissez l’image', captcha: 'Saisissez les caractères affichés', accounts: 'Choisissez les comptes à partager',
   mfaB: '{inst} demande une vérification supplémentaire.', accB: 'Seuls les comptes sélectionnés seront partagés avec {app}.', accLegend: 'Vos comptes',
   mfaRetry: 'Cela n’a pas fonctionné, réessayez', expiresIn: 'Expire dans {t}', expiredMfa: 'Cette demande a expiré.', chImg: 'Image de sécurité de {inst}', mfaErr: 'Cette demande a changé ou a déjà reçu une réponse. Réessayez.',
@@ -437,11 +437,11 @@ async function loadInstitutions() {
   const box = $('#results');
   box.removeAttribute('aria-busy');
   if (!list.length) {
-    box.replaceChildren(h('div', { class: 'empty' }, para(q ? t('noResults', { q }) : t('noResults', { q: '' }), 'empty-title'), para(t('noResultsB'))));
+    box.replaceChildren(h('div', { class: 'empty' }, para(q ? t('noResults', { q }) : t('noBanks'), 'empty-title'), q ? para(t('noResultsB')) : null));
   } else {
     box.replaceChildren(h('ul', { class: 'inst-list', role: 'list' }, list.map((i) => h('li', null, instButton(i)))));
   }
-  $('#results-status').textContent = list.length ? t('results', { n: list.length }) : t('noResults', { q });
+  $('#results-status').textContent = list.length ? t('results', { n: list.length }) : q ? t('noResults', { q }) : t('noBanks');
   if (!S.marked) { S.marked = true; performance.mark('puente:institutions-interactive'); }
 }
 function instButton(i) {
@@ -663,6 +663,8 @@ function startConnection(conn) {
   handleConn(conn);
   if (!FINAL.has(short(conn.status, 'CONNECTION_STATUS_'))) watch(conn.id);
 }
+// After an error screen: forget what is on screen so the first event re-renders it.
+function rewatch() { S.challenge = null; S.authUrl = null; watch(S.conn.id); }
 function stopWatch() { if (S.watch) { S.watch.stopped = true; S.watch.ac.abort(); S.watch = null; } }
 function watch(id) {
   stopWatch();
@@ -695,7 +697,7 @@ function watch(id) {
         if (buf.trim() && onLine(buf.trim(), w)) final = true;
       } catch (e) {
         if (w.stopped || e.name === 'AbortError') return;
-        if (e instanceof ApiError && e.status >= 400 && e.status < 500 && ![408, 429].includes(e.status)) { w.stopped = true; return fail(e, () => watch(id)); }
+        if (e instanceof ApiError && e.status >= 400 && e.status < 500 && ![408, 429].includes(e.status)) { w.stopped = true; return fail(e, rewatch); }
       }
       if (final || w.stopped) return;
       await sleep(delay);
@@ -710,7 +712,7 @@ function onLine(line, w) {
   if (msg.error) {
     if ([1, 4, 10, 14].includes(msg.error.code)) return false;
     w.stopped = true;
-    fail(new ApiError(500, msg.error), () => watch(S.conn.id));
+    fail(new ApiError(500, msg.error), rewatch);
     return true;
   }
   const c = msg.result?.connection;
@@ -761,9 +763,9 @@ function handleConn(c) {
   }
   showFailure(reason);
 }
+// The timeline's messages are the upstream's, in English: the user reads the stage in their language.
 function lastMessage(c) {
-  const tl = c.timeline || [];
-  return tl.length && tl[tl.length - 1].message ? tl[tl.length - 1].message : t('progB');
+  return t(short(c.status, 'CONNECTION_STATUS_') === 'RUNNING' ? 'progRun' : 'progStart') + ' ' + t('progB');
 }
 function showProgress(c) {
   if (S.screen === 'progress' && S.progressEl) { S.progressEl.textContent = lastMessage(c); return; }
@@ -921,7 +923,9 @@ function start() {
   const p = new URLSearchParams(location.hash.slice(1));
   S.token = p.get('link_token');
   S.hostOrigin = validOrigin(p.get('origin'));
-  if (location.hash || location.search) history.replaceState(null, '', '/connect');
+  // The link token leaves the address at once; the host's origin stays, so that after a reload
+  // the expired screen can still tell the host the user closed it.
+  if (location.hash || location.search) history.replaceState(null, '', '/connect' + (S.hostOrigin ? '#origin=' + encodeURIComponent(S.hostOrigin) : ''));
   S.lang = pickLang(null);
   applyLang();
   $('[data-action="back"]').addEventListener('click', () => S.back?.());

@@ -150,6 +150,13 @@ async function credentials(widget, username, password = 'pass_good') {
   await widget.locator('[data-action="submit"]').click();
 }
 
+// logInAtArena picks the Sandbox's plain bank, accepts the consent and logs in as username.
+async function logInAtArena(widget, username, password = 'pass_good') {
+  await pickInstitution(widget, 'Arena', 'Banco Arena Personas');
+  await widget.locator('[data-action="continue"]').click();
+  await credentials(widget, username, password);
+}
+
 async function finish(page, widget, shots) {
   await widget.locator('[data-screen="success"]').waitFor({ timeout: 20000 });
   await shots('success');
@@ -213,9 +220,7 @@ test('a user links a bank with a password, in Spanish, after fixing their input'
 
 test('an OTP challenge, a wrong code then the right one, with its deadline', async (t) => {
   const { page, widget, shots } = await open(t, { language: 'en' });
-  await pickInstitution(widget, 'Arena', 'Banco Arena Personas');
-  await widget.locator('[data-action="continue"]').click();
-  await credentials(widget, 'user_otp');
+  await logInAtArena(widget, 'user_otp');
   await widget.locator('[data-screen="mfa"]').waitFor();
   await waitForMessage(page, 'event', 'MFA_REQUIRED');
   assert.match(await widget.locator('[data-role="deadline"]').innerText(), /\d+:\d\d/);
@@ -241,9 +246,7 @@ test('an OTP challenge, a wrong code then the right one, with its deadline', asy
 test('an image-choice challenge, in Portuguese', async (t) => {
   const { page, widget, shots } = await open(t, { language: 'pt-BR' });
   assert.equal((await widget.locator('html').getAttribute('lang')).slice(0, 2), 'pt');
-  await pickInstitution(widget, 'Arena', 'Banco Arena Personas');
-  await widget.locator('[data-action="continue"]').click();
-  await credentials(widget, 'user_image');
+  await logInAtArena(widget, 'user_image');
   await widget.locator('[data-screen="mfa"]').waitFor();
   await widget.locator('img[alt="The green square"]').waitFor();
   await shots('mfa-images');
@@ -259,9 +262,7 @@ test('an image-choice challenge, in Portuguese', async (t) => {
 test('a captcha challenge, in French', async (t) => {
   const { page, widget, shots } = await open(t, { language: 'fr' });
   assert.equal(await widget.locator('html').getAttribute('lang'), 'fr');
-  await pickInstitution(widget, 'Arena', 'Banco Arena Personas');
-  await widget.locator('[data-action="continue"]').click();
-  await credentials(widget, 'user_captcha');
+  await logInAtArena(widget, 'user_captcha');
   await widget.locator('[data-screen="mfa"] img[src^="data:image/png;base64,"]').first().waitFor();
   await shots('mfa-captcha');
   await widget.locator('input[name="captcha"]').fill('puente');
@@ -271,9 +272,7 @@ test('a captcha challenge, in French', async (t) => {
 
 test('the user picks the accounts to share when they arrive disabled', async (t) => {
   const { page, widget, shots } = await open(t, { language: 'en' });
-  await pickInstitution(widget, 'Arena', 'Banco Arena Personas');
-  await widget.locator('[data-action="continue"]').click();
-  await credentials(widget, 'user_accounts');
+  await logInAtArena(widget, 'user_accounts');
   await widget.locator('[data-screen="mfa"]').waitFor();
   const boxes = widget.locator('[data-screen="mfa"] input[type="checkbox"]');
   await boxes.first().waitFor();
@@ -291,9 +290,7 @@ test('the user picks the accounts to share when they arrive disabled', async (t)
 
 test('a wrong password is said next to the form, and closing reports it', async (t) => {
   const { page, widget, shots } = await open(t, { language: 'en' });
-  await pickInstitution(widget, 'Arena', 'Banco Arena Personas');
-  await widget.locator('[data-action="continue"]').click();
-  await credentials(widget, 'user_badpass', 'wrong-password');
+  await logInAtArena(widget, 'user_badpass', 'wrong-password');
   await widget.locator('.form-error').waitFor({ timeout: 20000 });
   await widget.locator('[data-screen="credentials"]').waitFor();
   await shots('wrong-password');
@@ -334,10 +331,17 @@ test('a redirect institution opens the bank in a popup and resumes when the user
   await noSecrets(page);
 });
 
-test('a link token works once: a second use shows the expired screen', async (t) => {
+test('a link token works once: a reload or a second use shows the expired screen', async (t) => {
   const { page, widget, shots } = await open(t, { language: 'en' });
+  const frame = page.frames().find((f) => f.url().startsWith(PUENTE + '/connect'));
+  assert.ok(!frame.url().includes('link_token'), 'the link token is gone from the address');
+  await frame.evaluate(() => location.reload());
+  await widget.locator('[data-screen="expired"]').waitFor();
+  await shots('reloaded');
+  // The host still hears that the user closed it.
   await widget.locator('[data-action="close"]').click();
   await waitForMessage(page, 'exit');
+  assert.equal(await page.locator('iframe[title="Puente Connect"]').count(), 0);
   await page.click('#reuse');
   const again = page.frameLocator('iframe[title="Puente Connect"]');
   await again.locator('[data-screen="expired"]').waitFor();
