@@ -98,7 +98,7 @@ func TestWidgetInABrowser(t *testing.T) {
 	raw, err := os.ReadFile(filepath.Join(artifacts, "results.json"))
 	require.NoError(t, err)
 	require.NoError(t, json.Unmarshal(raw, &results))
-	require.Len(t, results.Successes, 6, "success, OTP, image, captcha, accounts and redirect each linked a bank")
+	require.Len(t, results.Successes, 7, "success, OTP, image, captcha, accounts, select and redirect each linked a bank")
 	tok, err := authtokenv1.NewTokenServiceClient(b.conn).CreateToken(context.Background(), &authtokenv1.CreateTokenRequest{
 		GrantType: "client_credentials", ClientId: clientID, ClientSecret: secret,
 	})

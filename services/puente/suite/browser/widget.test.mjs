@@ -288,6 +288,23 @@ test('the user picks the accounts to share when they arrive disabled', async (t)
   assert.equal(mfa.payload.mfa_type, 'accounts');
 });
 
+test('a form with a select, in Mexico', async (t) => {
+  const { page, widget, shots } = await open(t, { language: 'es', country: 'MX' });
+  await pickInstitution(widget, 'Tesoro', 'Banco Tesoro');
+  await widget.locator('[data-action="continue"]').click();
+  await widget.locator('[data-screen="credentials"]').waitFor();
+  const select = widget.locator('select#field-account_type');
+  assert.deepEqual((await select.locator('option').allTextContents()).slice(1), ['Personal', 'Empresa'], 'the options of the field spec');
+  await widget.locator('#field-username').fill('user_good');
+  await widget.locator('#field-password').fill('pass_good');
+  await widget.locator('[data-action="submit"]').click();
+  await widget.locator('#field-account_type-error').waitFor();
+  await shots('select-required');
+  await select.selectOption('02');
+  await widget.locator('[data-action="submit"]').click();
+  await finish(page, widget, shots);
+});
+
 test('a wrong password is said next to the form, and closing reports it', async (t) => {
   const { page, widget, shots } = await open(t, { language: 'en' });
   await logInAtArena(widget, 'user_badpass', 'wrong-password');
