@@ -30,6 +30,18 @@ test/go: browser/deps ## Go tests of every module, sharing one ephemeral Postgre
 browser/deps: ## Install the widget's browser-test packages (playwright-core, axe-core) from package-lock.json.
 	npm ci --prefix services/puente/suite/browser --no-audit --no-fund --loglevel=error
 
+.PHONY: deploy/render
+deploy/render: ## Print an overlay's Kubernetes manifests (OVERLAY=dev|prod); make test checks them (deploy/).
+	tools/tool kustomize build deploy/overlays/$(or $(OVERLAY),dev)
+
+IMAGE ?= puente:dev
+GOARCH_IMAGE ?= amd64
+
+.PHONY: image
+image: ## Build the container image without Docker into .bin/puente-image.tar (IMAGE=name:tag; docker/podman load, crane push).
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(GOARCH_IMAGE) go build -trimpath -ldflags='-s -w' -o .bin/puente-linux-$(GOARCH_IMAGE) puente.dev/services/puente
+	go run puente.dev/deploy/image -binary .bin/puente-linux-$(GOARCH_IMAGE) -arch $(GOARCH_IMAGE) -tag $(IMAGE) -out .bin/puente-image.tar
+
 .PHONY: bench
 bench: ## Benchmarks beside their baselines, with the ratios (token issue, verification, REST vs gRPC).
 	go run puente.dev/pkg/cmd/withpostgres -- go test -run='^$$' -bench=. -benchmem -count=1 -timeout=20m puente.dev/services/puente/suite | tools/benchratio
