@@ -7,13 +7,7 @@ require (
 	google.golang.org/grpc v1.85.0
 	puente.dev/gen v0.0.0
 	puente.dev/pkg v0.0.0
-	puente.dev/services/authtoken v0.0.0
-	puente.dev/services/connection v0.0.0
-	puente.dev/services/consent v0.0.0
-	puente.dev/services/extraction v0.0.0
 	puente.dev/services/puente v0.0.0
-	puente.dev/services/sync v0.0.0
-	puente.dev/services/webhook v0.0.0
 )
 
 require (
@@ -53,7 +47,13 @@ require (
 	google.golang.org/genproto/googleapis/api v0.0.0-20261019180522-ce908d29299b // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20261019180522-ce908d29299b // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
+	puente.dev/services/authtoken v0.0.0 // indirect
+	puente.dev/services/connection v0.0.0 // indirect
+	puente.dev/services/consent v0.0.0 // indirect
+	puente.dev/services/extraction v0.0.0 // indirect
 	puente.dev/services/gateway v0.0.0 // indirect
+	puente.dev/services/sync v0.0.0 // indirect
+	puente.dev/services/webhook v0.0.0 // indirect
 )
 
 replace (

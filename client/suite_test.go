@@ -3,7 +3,6 @@ package client_test
 import (
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"fmt"
 	"io"
 	"log/slog"
@@ -23,15 +22,9 @@ import (
 	authtokenv1 "puente.dev/gen/go/puente/authtoken/v1"
 	"puente.dev/pkg/pglocal"
 	"puente.dev/pkg/pgtest"
-	"puente.dev/pkg/secretbox"
 	"puente.dev/pkg/telemetry"
-	"puente.dev/services/authtoken"
-	"puente.dev/services/connection"
-	"puente.dev/services/consent"
-	"puente.dev/services/extraction"
 	"puente.dev/services/puente/suite"
-	syncs "puente.dev/services/sync"
-	"puente.dev/services/webhook"
+	"puente.dev/services/puente/suite/suitetest"
 )
 
 // The running suite the examples and end-to-end tests call: its gRPC address and a sandbox
@@ -80,35 +73,11 @@ func runWithSuite(m *testing.M) int {
 // startSuite runs every service over a fresh database, with the sandbox on, and creates a
 // client with the admin token.
 func startSuite(ctx context.Context, tb *mainTB) (stop func(), err error) {
-	key := make([]byte, 32)
-	rand.Read(key)
-	admin := "padm_test_" + base64.RawURLEncoding.EncodeToString(key[:24])
-	keys := secretbox.NewKeySpec("t1")
 	dbURL := pgtest.NewDatabase(tb)
 	if tb.err != nil {
 		return nil, tb.err
 	}
-	cfg := suite.Config{
-		DatabaseURL: dbURL, GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
-		AdminToken:     admin,
-		ServiceToken:   "psvc_test_" + base64.RawURLEncoding.EncodeToString(key[8:32]),
-		MigrateOnStart: true, DrainTimeout: 5 * time.Second,
-		Authtoken: authtoken.Config{
-			Issuer: "puente-test", Audience: "puente-api",
-			AccessTokenTTL: 10 * time.Minute, RefreshFamilyTTL: 720 * time.Hour, WidgetSessionTTL: 30 * time.Minute,
-			KeyPublishLead: 15 * time.Minute, HashKey: base64.StdEncoding.EncodeToString(key), EncryptionKeys: keys,
-		},
-		Consent: consent.Config{EncryptionKeys: keys},
-		Connection: connection.Config{EncryptionKeys: keys, HashKey: base64.StdEncoding.EncodeToString(key),
-			PublicURL: "http://puente.test", Sandbox: true, Workers: 2, MinPollInterval: time.Second},
-		Extraction: extraction.Config{EncryptionKeys: keys, Sandbox: true, PurgeAfter: 24 * time.Hour, ProviderConcurrency: 4, Workers: 2},
-		Sync: syncs.Config{EncryptionKeys: keys, InstitutionConcurrency: 2, DefaultInterval: 24 * time.Hour, Workers: 2,
-			Lease: time.Minute, UpstreamTimeout: 30 * time.Minute, BatchGather: 200 * time.Millisecond},
-		Webhook: webhook.Config{EncryptionKeys: keys, AllowInsecureURLs: true, Timeout: 2 * time.Second,
-			RetryWindow: time.Hour, RetryBase: 50 * time.Millisecond, RetryMax: 400 * time.Millisecond,
-			Workers: 2, PerEndpoint: 2, Lease: 5 * time.Second, Retention: 720 * time.Hour,
-			SandboxWebhookSecret: base64.StdEncoding.EncodeToString(key)},
-	}
+	cfg, admin := suitetest.Config(dbURL)
 	s, err := suite.Start(ctx, cfg, suite.Names, telemetry.NewLogger(io.Discard, slog.LevelError, false))
 	if err != nil {
 		return nil, fmt.Errorf("suite.Start: %w", err)

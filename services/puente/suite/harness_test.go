@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -26,13 +24,8 @@ import (
 	"puente.dev/pkg/pgtest"
 	"puente.dev/pkg/secretbox"
 	"puente.dev/pkg/telemetry"
-	"puente.dev/services/authtoken"
-	"puente.dev/services/connection"
-	"puente.dev/services/consent"
-	"puente.dev/services/extraction"
 	"puente.dev/services/puente/suite"
-	syncs "puente.dev/services/sync"
-	"puente.dev/services/webhook"
+	"puente.dev/services/puente/suite/suitetest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -86,39 +79,8 @@ func setupLogging(t testing.TB, w io.Writer, level slog.Level, configure ...func
 // suiteConfig is the configuration setup uses, over a fresh database, and its admin token.
 func suiteConfig(t testing.TB) (suite.Config, string) {
 	t.Helper()
-	hashKey := make([]byte, 32)
-	rand.Read(hashKey)
-	admin := "padm_test_" + base64.RawURLEncoding.EncodeToString(hashKey[:24])
-	cfg := suite.Config{
-		DatabaseURL:    pgtest.NewDatabase(t),
-		GRPCAddr:       "127.0.0.1:0",
-		HTTPAddr:       "127.0.0.1:0",
-		AdminToken:     admin,
-		ServiceToken:   "psvc_test_" + base64.RawURLEncoding.EncodeToString(hashKey[8:32]),
-		MigrateOnStart: true,
-		DrainTimeout:   5 * time.Second,
-		Authtoken: authtoken.Config{
-			Issuer: "puente-test", Audience: "puente-api",
-			AccessTokenTTL: 10 * time.Minute, RefreshFamilyTTL: 720 * time.Hour, WidgetSessionTTL: 30 * time.Minute,
-			KeyPublishLead: 15 * time.Minute,
-			HashKey:        base64.StdEncoding.EncodeToString(hashKey),
-			EncryptionKeys: secretbox.NewKeySpec("t1"),
-		},
-	}
-	cfg.Consent = consent.Config{EncryptionKeys: cfg.Authtoken.EncryptionKeys}
-	cfg.Connection = connection.Config{EncryptionKeys: cfg.Authtoken.EncryptionKeys, HashKey: cfg.Authtoken.HashKey,
-		PublicURL: "http://puente.test", Sandbox: true, Workers: 4, MinPollInterval: time.Second}
-	cfg.Extraction = extraction.Config{EncryptionKeys: cfg.Authtoken.EncryptionKeys, Sandbox: true, PurgeAfter: 24 * time.Hour,
-		ProviderConcurrency: 16, Workers: 4}
-	cfg.Sync = syncs.Config{EncryptionKeys: cfg.Authtoken.EncryptionKeys, InstitutionConcurrency: 8, DefaultInterval: 24 * time.Hour, Workers: 8, Lease: time.Minute,
-		UpstreamTimeout: 30 * time.Minute, BatchGather: 200 * time.Millisecond}
+	cfg, admin := suitetest.Config(pgtest.NewDatabase(t))
 	cfg.Gateway.AllowedOrigins = []string{"https://app.example"}
-	cfg.Webhook = webhook.Config{
-		EncryptionKeys: cfg.Authtoken.EncryptionKeys, AllowInsecureURLs: true,
-		Timeout: 2 * time.Second, RetryWindow: time.Hour, RetryBase: 50 * time.Millisecond, RetryMax: 400 * time.Millisecond,
-		Workers: 8, PerEndpoint: 2, Lease: 5 * time.Second, Retention: 720 * time.Hour,
-		SandboxWebhookSecret: base64.StdEncoding.EncodeToString(hashKey),
-	}
 	return cfg, admin
 }
 
