@@ -37,7 +37,7 @@ func TestEveryDeploymentStartsWithItsManifest(t *testing.T) {
 			t.Run(overlay+"/"+d.Name, func(t *testing.T) {
 				c := d.Spec.Template.Spec.Containers[0]
 				env := containerEnv(t, c, configMaps, secrets)
-				env["PUENTE_GRPC_ADDR"], env["PUENTE_HTTP_ADDR"], env["PUENTE_MIGRATE_ON_START"] = "127.0.0.1:0", "127.0.0.1:0", "true"
+				env["PUENTE_GRPC_ADDR"], env["PUENTE_HTTP_ADDR"], env["PUENTE_METRICS_ADDR"], env["PUENTE_MIGRATE_ON_START"] = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "true"
 				var cfg suite.Config
 				if err := config.Load(&cfg, func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err != nil {
 					t.Fatalf("the manifest's configuration does not load: %v", err)

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"puente.dev/pkg/metrics"
 	"puente.dev/pkg/postgres"
 )
 
@@ -43,6 +44,10 @@ type Options struct {
 	// scheduled for later, missed notifications). Default 1s.
 	PollInterval time.Duration
 	Logger       *slog.Logger // default slog.Default()
+	// Queue names the queue in metrics: the service that owns the table.
+	Queue string
+	// Metrics, when set, counts job runs by outcome and reports the queue's backlog.
+	Metrics *metrics.Metrics
 	// Now, for tests, replaces the database's clock in every time comparison and computation
 	// the worker makes (due jobs, leases, backoff, pruning). Default: the database's now().
 	Now func() time.Time

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	"puente.dev/pkg/authn"
+	"puente.dev/pkg/metrics"
 )
 
 // Verifier checks an access token; *authn.Verifier is one.
@@ -32,6 +33,8 @@ type Options struct {
 	// ServiceToken, when set, is the bearer token services call each other's internal methods
 	// with (PRINCIPAL_SERVICE).
 	ServiceToken string
+	// Metrics, when set, counts and times every call (puente_rpc_*).
+	Metrics *metrics.Metrics
 }
 
 // Server is a gRPC server with health checking.

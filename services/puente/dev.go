@@ -47,6 +47,7 @@ func devCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	defaults := map[string]string{
 		"PUENTE_GRPC_ADDR":    "127.0.0.1:9090",
 		"PUENTE_HTTP_ADDR":    "127.0.0.1:8080",
+		"PUENTE_METRICS_ADDR": "127.0.0.1:9464",
 		"PUENTE_CORS_ORIGINS": "*",
 		// A developer's webhook receiver is on their own machine.
 		"PUENTE_WEBHOOK_ALLOW_INSECURE_URLS": "true",

@@ -86,6 +86,7 @@ func TestDevPrintsWorkingCredentialsAndKeepsThemAcrossRuns(t *testing.T) {
 	t.Setenv("PUENTE_DATA_DIR", filepath.Join(dir, "data"))
 	t.Setenv("DATABASE_URL", pgtest.NewDatabase(t))
 	t.Setenv("PUENTE_GRPC_ADDR", "127.0.0.1:0")
+	t.Setenv("PUENTE_METRICS_ADDR", "127.0.0.1:0")
 	t.Setenv("PUENTE_HTTP_ADDR", freeAddr(t))
 	t.Setenv("PUENTE_DEMO_ADDR", freeAddr(t))
 

@@ -56,7 +56,7 @@ func startConnection(ctx context.Context, s *Suite, authtokenConn, consentConn, 
 	// Polls are queued for later, and no notification wakes a worker when they fall due: look
 	// for them as often as the shortest wait between polls asks, within reason.
 	poll := min(max(cfg.MinPollInterval, 100*time.Millisecond), time.Second)
-	worker := jobs.NewWorker(jobs.Options{Pool: pool, Handlers: svc.Handlers(), Concurrency: cfg.Workers, PollInterval: poll, Logger: s.log})
+	worker := jobs.NewWorker(jobs.Options{Pool: pool, Queue: "connection", Metrics: s.metrics, Handlers: svc.Handlers(), Concurrency: cfg.Workers, PollInterval: poll, Logger: s.log})
 	s.background(func(ctx context.Context) {
 		if err := worker.Run(ctx); err != nil && ctx.Err() == nil {
 			s.log.ErrorContext(ctx, "connection worker stopped", "err", err)

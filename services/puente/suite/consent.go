@@ -30,7 +30,7 @@ func startConsent(ctx context.Context, s *Suite, webhookConn, extractionConn, sy
 	}
 	s.every("consent housekeeping", time.Hour, svc.Housekeep)
 	s.relay("consent", pool, webhookConn)
-	worker := jobs.NewWorker(jobs.Options{Pool: pool, Handlers: svc.Handlers(), Logger: s.log})
+	worker := jobs.NewWorker(jobs.Options{Pool: pool, Queue: "consent", Metrics: s.metrics, Handlers: svc.Handlers(), Logger: s.log})
 	s.background(func(ctx context.Context) {
 		if err := worker.Run(ctx); err != nil && ctx.Err() == nil {
 			s.log.ErrorContext(ctx, "consent worker stopped", "err", err)

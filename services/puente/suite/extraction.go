@@ -40,7 +40,7 @@ func startExtraction(ctx context.Context, s *Suite, consentConn, connectionConn,
 	}
 	s.every("extraction housekeeping", time.Hour, svc.Housekeep)
 	s.relay("extraction", pool, webhookConn)
-	worker := jobs.NewWorker(jobs.Options{Pool: pool, Handlers: svc.Handlers(), Concurrency: cfg.Workers, Logger: s.log})
+	worker := jobs.NewWorker(jobs.Options{Pool: pool, Queue: "extraction", Metrics: s.metrics, Handlers: svc.Handlers(), Concurrency: cfg.Workers, Logger: s.log})
 	s.background(func(ctx context.Context) {
 		if err := worker.Run(ctx); err != nil && ctx.Err() == nil {
 			s.log.ErrorContext(ctx, "extraction worker stopped", "err", err)

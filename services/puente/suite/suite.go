@@ -22,6 +22,7 @@ import (
 
 	authtokenv1 "puente.dev/gen/go/puente/authtoken/v1"
 	"puente.dev/pkg/authn"
+	"puente.dev/pkg/metrics"
 	"puente.dev/pkg/postgres"
 	"puente.dev/pkg/server"
 	"puente.dev/pkg/upstream/boufin"
@@ -50,6 +51,8 @@ type Config struct {
 	// GRPCAddr and HTTPAddr are where this process listens (gRPC for the services, REST for the gateway).
 	GRPCAddr string `env:"PUENTE_GRPC_ADDR" default:":9090"`
 	HTTPAddr string `env:"PUENTE_HTTP_ADDR" default:":8080"`
+	// MetricsAddr is where Prometheus scrapes /metrics, away from the API; "off" serves none.
+	MetricsAddr string `env:"PUENTE_METRICS_ADDR" default:":9464"`
 	// AuthtokenAddr is the authtoken service's gRPC address (dns:///authtoken:9090 in Kubernetes).
 	// Empty means this process runs it.
 	AuthtokenAddr string `env:"PUENTE_AUTHTOKEN_ADDR"`
@@ -107,13 +110,16 @@ type Suite struct {
 	services []string
 	log      *slog.Logger
 
-	grpc     *server.Server
-	grpcLis  net.Listener
-	http     *http.Server
-	httpLis  net.Listener
-	conns    []*grpc.ClientConn
-	closers  []func()
-	verifier *authn.Verifier
+	grpc          *server.Server
+	grpcLis       net.Listener
+	http          *http.Server
+	httpLis       net.Listener
+	metrics       *metrics.Metrics
+	metricsServer *http.Server
+	metricsLis    net.Listener
+	conns         []*grpc.ClientConn
+	closers       []func()
+	verifier      *authn.Verifier
 
 	errs chan error
 	once sync.Once
@@ -139,12 +145,20 @@ func (s *Suite) HTTPAddr() string {
 	return s.httpLis.Addr().String()
 }
 
+// MetricsAddr is the address of the Prometheus endpoint, or "" when it is off.
+func (s *Suite) MetricsAddr() string {
+	if s.metricsLis == nil {
+		return ""
+	}
+	return s.metricsLis.Addr().String()
+}
+
 // Verifier is the token verifier every service of this process and the gateway use.
 func (s *Suite) Verifier() *authn.Verifier { return s.verifier }
 
 // Start migrates (when configured), wires and serves the selected services.
 func Start(ctx context.Context, cfg Config, services []string, log *slog.Logger) (_ *Suite, err error) {
-	s := &Suite{cfg: cfg, services: services, log: log, errs: make(chan error, 2)}
+	s := &Suite{cfg: cfg, services: services, log: log, errs: make(chan error, 3), metrics: metrics.New(metrics.Options{})}
 	s.backgroundCtx, s.stopBackground = context.WithCancel(context.WithoutCancel(ctx))
 	defer func() {
 		if err != nil {
@@ -168,6 +182,14 @@ func Start(ctx context.Context, cfg Config, services []string, log *slog.Logger)
 	if s.grpcLis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
 		return nil, fmt.Errorf("listen gRPC on %s: %w", cfg.GRPCAddr, err)
 	}
+	if cfg.MetricsAddr != "off" && cfg.MetricsAddr != "" {
+		if s.metricsLis, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+			return nil, fmt.Errorf("listen for metrics on %s: %w", cfg.MetricsAddr, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", s.metrics.Handler())
+		s.metricsServer = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	}
 	authtokenConn, err := s.dial(cfg.AuthtokenAddr, "authtoken")
 	if err != nil {
 		return nil, err
@@ -185,7 +207,7 @@ func Start(ctx context.Context, cfg Config, services []string, log *slog.Logger)
 		return set, nil
 	})
 	s.verifier = authn.NewVerifier(keys, cfg.Authtoken.Issuer, cfg.Authtoken.Audience)
-	if s.grpc, err = server.New(server.Options{Logger: log, Verifier: s.verifier, AdminToken: cfg.AdminToken, ServiceToken: cfg.ServiceToken}); err != nil {
+	if s.grpc, err = server.New(server.Options{Logger: log, Verifier: s.verifier, AdminToken: cfg.AdminToken, ServiceToken: cfg.ServiceToken, Metrics: s.metrics}); err != nil {
 		return nil, err
 	}
 	if s.runs("authtoken") {
@@ -260,7 +282,14 @@ func Start(ctx context.Context, cfg Config, services []string, log *slog.Logger)
 			}
 		}()
 	}
-	log.InfoContext(ctx, "puente started", "services", strings.Join(services, ","), "grpc", s.GRPCAddr(), "http", s.HTTPAddr())
+	if s.metricsServer != nil {
+		go func() {
+			if err := s.metricsServer.Serve(s.metricsLis); !errors.Is(err, http.ErrServerClosed) {
+				s.errs <- err
+			}
+		}()
+	}
+	log.InfoContext(ctx, "puente started", "services", strings.Join(services, ","), "grpc", s.GRPCAddr(), "http", s.HTTPAddr(), "metrics", s.MetricsAddr())
 	return s, nil
 }
 
@@ -329,6 +358,10 @@ func (s *Suite) Shutdown(ctx context.Context) {
 	}
 	s.grpc.Shutdown(ctx)
 	s.close()
+	// Last, so the drain itself can be watched.
+	if s.metricsServer != nil {
+		s.metricsServer.Close()
+	}
 }
 
 func (s *Suite) close() {
@@ -343,6 +376,9 @@ func (s *Suite) close() {
 		}
 		if s.grpc == nil && s.grpcLis != nil {
 			s.grpcLis.Close()
+		}
+		if s.metricsServer == nil && s.metricsLis != nil {
+			s.metricsLis.Close()
 		}
 	})
 }

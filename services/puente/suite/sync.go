@@ -44,7 +44,7 @@ func startSync(ctx context.Context, s *Suite, authtokenConn, consentConn, extrac
 	s.every("sync schedules", time.Minute, svc.RunDueSchedules)
 	s.every("sync sweep", time.Minute, svc.Sweep)
 	s.relay("sync", pool, webhookConn)
-	worker := jobs.NewWorker(jobs.Options{Pool: pool, Handlers: svc.Handlers(), Concurrency: s.cfg.Sync.Workers, Lease: s.cfg.Sync.Lease, Logger: s.log})
+	worker := jobs.NewWorker(jobs.Options{Pool: pool, Queue: "sync", Metrics: s.metrics, Handlers: svc.Handlers(), Concurrency: s.cfg.Sync.Workers, Lease: s.cfg.Sync.Lease, Logger: s.log})
 	s.background(func(ctx context.Context) {
 		if err := worker.Run(ctx); err != nil && ctx.Err() == nil {
 			s.log.ErrorContext(ctx, "sync worker stopped", "err", err)

@@ -177,6 +177,7 @@ func startSyncProcess(t *testing.T, bin string, b *bundle, addr string) *syncPro
 		"DATABASE_URL=" + b.cfg.DatabaseURL,
 		"PUENTE_GRPC_ADDR=" + addr,
 		"PUENTE_HTTP_ADDR=127.0.0.1:0",
+		"PUENTE_METRICS_ADDR=127.0.0.1:0",
 		"PUENTE_AUTHTOKEN_ADDR=" + b.suite.GRPCAddr(),
 		"PUENTE_CONSENT_ADDR=" + b.suite.GRPCAddr(),
 		"PUENTE_EXTRACTION_ADDR=" + b.suite.GRPCAddr(),

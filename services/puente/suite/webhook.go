@@ -47,7 +47,7 @@ func startWebhook(ctx context.Context, s *Suite, conns map[string]*grpc.ClientCo
 		return err
 	}
 	s.every("webhook housekeeping", time.Hour, svc.Housekeep)
-	worker := jobs.NewWorker(jobs.Options{Pool: pool, Handlers: svc.Handlers(), Concurrency: cfg.Workers, Lease: cfg.Lease, Logger: s.log})
+	worker := jobs.NewWorker(jobs.Options{Pool: pool, Queue: "webhook", Metrics: s.metrics, Handlers: svc.Handlers(), Concurrency: cfg.Workers, Lease: cfg.Lease, Logger: s.log})
 	s.background(func(ctx context.Context) {
 		if err := worker.Run(ctx); err != nil && ctx.Err() == nil {
 			s.log.ErrorContext(ctx, "webhook worker stopped", "err", err)

@@ -796,6 +796,7 @@ func webhookProcessEnv(b *bundle, addr string) []string {
 		"DATABASE_URL=" + b.cfg.DatabaseURL,
 		"PUENTE_GRPC_ADDR=" + addr,
 		"PUENTE_HTTP_ADDR=127.0.0.1:0",
+		"PUENTE_METRICS_ADDR=127.0.0.1:0",
 		"PUENTE_AUTHTOKEN_ADDR=" + b.suite.GRPCAddr(),
 		"PUENTE_ADMIN_TOKEN=" + b.cfg.AdminToken,
 		"PUENTE_SERVICE_TOKEN=" + b.cfg.ServiceToken,

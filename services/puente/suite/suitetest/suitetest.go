@@ -28,6 +28,7 @@ func Config(databaseURL string) (suite.Config, string) {
 	cfg := suite.Config{
 		DatabaseURL:    databaseURL,
 		GRPCAddr:       "127.0.0.1:0",
+		MetricsAddr:    "127.0.0.1:0",
 		HTTPAddr:       "127.0.0.1:0",
 		AdminToken:     admin,
 		ServiceToken:   "psvc_test_" + base64.RawURLEncoding.EncodeToString(key[8:32]),
