@@ -65,6 +65,12 @@ CREATE INDEX jobs_fetch ON jobs (run_at, id) WHERE state IN ('available', 'runni
 CREATE INDEX jobs_done ON jobs (finished_at) WHERE state = 'done';
 `
 
+// TraceMigration follows Migration (as the service's next NNN_jobs_trace.up.sql): the trace
+// context of the request that enqueued a job (W3C traceparent and tracestate, as a JSON object),
+// so that the job's run joins the request's trace.
+const TraceMigration = `ALTER TABLE jobs ADD COLUMN trace_context jsonb NULL;
+`
+
 // DefaultMaxAttempts is the MaxAttempts of a job enqueued without one.
 const DefaultMaxAttempts = 25
 

@@ -34,8 +34,9 @@ var migrations embed.FS
 func Migrate(ctx context.Context, url string) error {
 	base, _ := fs.Sub(migrations, "migrations")
 	all, err := postgres.WithMigrations(base, map[string]string{
-		"002_outbox.up.sql": outbox.Migration,
-		"003_jobs.up.sql":   jobs.Migration,
+		"002_outbox.up.sql":     outbox.Migration,
+		"003_jobs.up.sql":       jobs.Migration,
+		"006_jobs_trace.up.sql": jobs.TraceMigration,
 	})
 	if err != nil {
 		return err

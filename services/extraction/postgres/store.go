@@ -34,8 +34,9 @@ func Migrations() (fs.FS, error) {
 		return nil, err
 	}
 	return postgres.WithMigrations(base, map[string]string{
-		"002_outbox.up.sql": outbox.Migration,
-		"003_jobs.up.sql":   jobs.Migration,
+		"002_outbox.up.sql":     outbox.Migration,
+		"003_jobs.up.sql":       jobs.Migration,
+		"005_jobs_trace.up.sql": jobs.TraceMigration,
 	})
 }
 

@@ -32,7 +32,10 @@ func Migrations() (fs.FS, error) {
 	if err != nil {
 		return nil, err
 	}
-	return postgres.WithMigrations(base, map[string]string{"002_jobs.up.sql": jobs.Migration})
+	return postgres.WithMigrations(base, map[string]string{
+		"002_jobs.up.sql":       jobs.Migration,
+		"004_jobs_trace.up.sql": jobs.TraceMigration,
+	})
 }
 
 // Migrate applies the service's migrations.
