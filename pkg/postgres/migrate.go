@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 var migrationName = regexp.MustCompile(`^(\d{3})_[a-z0-9_]+\.up\.sql$`)
@@ -30,7 +31,13 @@ func Migrate(ctx context.Context, url, schema string, migrations fs.FS) error {
 	if err != nil {
 		return err
 	}
-	conn, err := pgx.Connect(ctx, url)
+	// The URL is the services' own, which may carry pool settings (pool_max_conns): parsed as a
+	// pool's, they are taken out instead of being sent to the server, which refuses them.
+	pc, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return fmt.Errorf("postgres: migrate %s: %w", schema, err)
+	}
+	conn, err := pgx.ConnectConfig(ctx, pc.ConnConfig)
 	if err != nil {
 		return fmt.Errorf("postgres: connect to migrate %s: %w", schema, err)
 	}

@@ -2,6 +2,9 @@ package postgres_test
 
 import (
 	"context"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"strings"
 	"testing"
 	"testing/fstest"
 
@@ -61,6 +64,23 @@ func TestMigrateAppliesEachFileOnceInOrder(t *testing.T) {
 	require.Equal(t, []int{3, 2}, []int{sum, count})
 }
 
+// The migration Jobs share the Deployments' DATABASE_URL, pool settings included.
+func TestMigrateTakesAURLWithPoolSettings(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.NewDatabase(t)
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	withPool := url + sep + "pool_max_conns=3&pool_min_conns=1"
+	fs := fstest.MapFS{"001_create.up.sql": {Data: []byte(`CREATE TABLE t (n int)`)}}
+	require.NoError(t, postgres.Migrate(ctx, withPool, "delta", fs))
+	pool, err := postgres.Open(ctx, withPool, "delta")
+	require.NoError(t, err)
+	defer pool.Close()
+	require.EqualValues(t, 3, pool.Config().MaxConns)
+}
+
 func TestMigrateRefusesBadInput(t *testing.T) {
 	ctx := context.Background()
 	url := pgtest.NewDatabase(t)
@@ -79,4 +99,30 @@ func TestMigrateRefusesBadInput(t *testing.T) {
 	}
 	// The failed migration left nothing behind, so a fixed one applies.
 	require.NoError(t, postgres.Migrate(ctx, url, "epsilon", migrations(`CREATE TABLE fixed (n int)`)))
+}
+
+func TestStatementsOfATraceAreSpansAndOthersAreNot(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.NewDatabase(t)
+	require.NoError(t, postgres.Migrate(ctx, url, "epsilon", fstest.MapFS{"001_none.up.sql": {Data: []byte(`SELECT 1`)}}))
+	pool, err := postgres.Open(ctx, url, "epsilon")
+	require.NoError(t, err)
+	defer pool.Close()
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+
+	var one int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT 1`).Scan(&one), "outside any trace")
+	traced, parent := tp.Tracer("test").Start(ctx, "request")
+	require.NoError(t, pool.QueryRow(traced, `SELECT $1::int`, 424242).Scan(&one))
+	parent.End()
+
+	spans := rec.Ended()
+	require.Len(t, spans, 2, "the request and its one statement")
+	q := spans[0]
+	require.Equal(t, "postgres.query", q.Name())
+	require.Equal(t, parent.SpanContext().SpanID(), q.Parent().SpanID())
+	for _, a := range q.Attributes() {
+		require.NotContains(t, a.Value.String(), "424242", "arguments are never recorded")
+	}
 }
