@@ -46,9 +46,9 @@ type Server struct {
 
 // New returns a server with the interceptors in this order, outermost first:
 //
-//	logging → recovery → errors → auth → validate → handler
+//	metrics → logging → recovery → errors → auth → validate → handler
 //
-// so that every call is logged with its final code, a panic becomes Internal, domain errors are
+// so that every call is counted and logged with its final code, a panic becomes Internal, domain errors are
 // mapped once, and only authenticated calls reach validation and the handler.
 func New(o Options) (*Server, error) {
 	validate, err := newValidator()
@@ -59,6 +59,7 @@ func New(o Options) (*Server, error) {
 	s := grpc.NewServer(
 		grpc.StatsHandler(otelgrpc.NewServerHandler()),
 		grpc.ChainUnaryInterceptor(
+			unaryMetrics(o.Metrics),
 			unaryLogging(o.Logger),
 			unaryRecovery(o.Logger),
 			unaryErrors(o.Logger),
@@ -66,6 +67,7 @@ func New(o Options) (*Server, error) {
 			validate.unary,
 		),
 		grpc.ChainStreamInterceptor(
+			streamMetrics(o.Metrics),
 			streamLogging(o.Logger),
 			streamRecovery(o.Logger),
 			streamErrors(o.Logger),

@@ -25,6 +25,7 @@ import (
 	"puente.dev/pkg/apierr"
 	"puente.dev/pkg/authn"
 	"puente.dev/pkg/caller"
+	"puente.dev/pkg/metrics"
 	"puente.dev/pkg/server"
 )
 
@@ -56,6 +57,8 @@ type testBundle struct {
 	logs  *lockedBuffer
 	key   authn.SigningKey
 	admin string
+	// metrics is what the server recorded.
+	metrics *metrics.Metrics
 }
 
 const userID = "usr_01JD0000000000000000000000"
@@ -63,7 +66,8 @@ const userID = "usr_01JD0000000000000000000000"
 func setup(t *testing.T, verifier server.Verifier) *testBundle {
 	t.Helper()
 	pub, priv, _ := ed25519.GenerateKey(nil)
-	b := &testBundle{svc: &users{}, logs: &lockedBuffer{}, key: authn.SigningKey{ID: "k1", Private: priv}, admin: "padm_test"}
+	b := &testBundle{svc: &users{}, logs: &lockedBuffer{}, key: authn.SigningKey{ID: "k1", Private: priv}, admin: "padm_test",
+		metrics: metrics.New(metrics.Options{})}
 	if verifier == nil {
 		verifier = authn.NewVerifier(authn.StaticKeys{"k1": pub}, "iss", "aud")
 	}
@@ -71,6 +75,7 @@ func setup(t *testing.T, verifier server.Verifier) *testBundle {
 		Logger:     slog.New(slog.NewJSONHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Verifier:   verifier,
 		AdminToken: b.admin,
+		Metrics:    b.metrics,
 	})
 	require.NoError(t, err)
 	authtokenv1.RegisterUserServiceServer(s.GRPC, b.svc)

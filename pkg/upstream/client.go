@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"puente.dev/pkg/metrics"
 )
 
 // Kind is what went wrong upstream, in the terms Puente reports.
@@ -97,6 +99,9 @@ type Options struct {
 	// Transport, when set, replaces the default transport (tests inject failures with it).
 	Transport http.RoundTripper
 	Logger    *slog.Logger
+	// Metrics, when set, times every HTTP attempt by outcome
+	// (puente_upstream_request_duration_seconds).
+	Metrics *metrics.Metrics
 }
 
 // Client calls one provider's API.
@@ -107,6 +112,7 @@ type Client struct {
 	limiter     *rate.Limiter
 	maxAttempts int
 	log         *slog.Logger
+	metrics     *metrics.Metrics
 	// backoff is the wait before retry n (1-based); tests shorten it.
 	backoff func(n int) time.Duration
 }
@@ -131,7 +137,8 @@ func NewClient(o Options) (*Client, error) {
 		http: &http.Client{Timeout: o.Timeout, Transport: o.Transport,
 			// An upstream redirect is not followed: a 3xx is an answer the adapter reads.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
-		log: o.Logger.With("provider", o.Provider),
+		log:     o.Logger.With("provider", o.Provider),
+		metrics: o.Metrics,
 		backoff: func(n int) time.Duration {
 			d := 200 * time.Millisecond << (n - 1)
 			return d/2 + rand.N(d/2+1)
@@ -212,13 +219,14 @@ func (c *Client) Do(ctx context.Context, req Request, out any) (*Response, error
 	}
 	var last *Error
 	for n := 1; ; n++ {
-		resp, err := c.once(ctx, req, body)
-		if err == nil {
-			if out != nil {
-				if err := resp.Decode(c, req.Op, out); err != nil {
-					return nil, err
-				}
+		resp, err, took := c.once(ctx, req, body)
+		if err == nil && out != nil {
+			if derr := resp.Decode(c, req.Op, out); derr != nil {
+				err = derr.(*Error)
 			}
+		}
+		c.observe(ctx, took, err)
+		if err == nil {
 			return resp, nil
 		}
 		last = err
@@ -239,6 +247,24 @@ func (c *Client) Do(ctx context.Context, req Request, out any) (*Response, error
 	}
 }
 
+// observe records one attempt that took took (0: no request went out, as when the rate limiter
+// gave up). An attempt the caller cancelled says nothing about the upstream and is not recorded.
+func (c *Client) observe(ctx context.Context, took time.Duration, err *Error) {
+	if took == 0 || errors.Is(ctx.Err(), context.Canceled) {
+		return
+	}
+	outcome := metrics.UpstreamOK
+	if err != nil {
+		outcome = outcomeOf(err.Kind)
+	}
+	c.metrics.Upstream(c.provider, outcome, took)
+}
+
+// outcomeOf is a Kind as a metric label: UPSTREAM_RATE_LIMITED is rate_limited.
+func outcomeOf(k Kind) string {
+	return strings.ToLower(strings.TrimPrefix(string(k), "UPSTREAM_"))
+}
+
 func retryAfter(e *Error) time.Duration {
 	if e.Kind != RateLimited {
 		return 0
@@ -250,13 +276,14 @@ func retryAfter(e *Error) time.Duration {
 	return 0
 }
 
-func (c *Client) once(ctx context.Context, req Request, body []byte) (*Response, *Error) {
+// once makes one attempt, and says how long its HTTP exchange took (0 when none was made).
+func (c *Client) once(ctx context.Context, req Request, body []byte) (*Response, *Error, time.Duration) {
 	fail := func(kind Kind, status int, b []byte, err error) *Error {
 		return &Error{Provider: c.provider, Op: req.Op, Kind: kind, Status: status, Body: b, Err: err}
 	}
 	if c.limiter != nil {
 		if err := c.limiter.Wait(ctx); err != nil {
-			return nil, fail(RateLimited, 0, nil, errors.New("rate limit: no slot before the deadline"))
+			return nil, fail(RateLimited, 0, nil, errors.New("rate limit: no slot before the deadline")), 0
 		}
 	}
 	u := c.URL(req.Path)
@@ -273,7 +300,7 @@ func (c *Client) once(ctx context.Context, req Request, body []byte) (*Response,
 	}
 	hr, err := http.NewRequestWithContext(ctx, req.Method, u, rd)
 	if err != nil {
-		return nil, fail(BadResponse, 0, nil, errors.New("build request"))
+		return nil, fail(BadResponse, 0, nil, errors.New("build request")), 0
 	}
 	for k, v := range req.Header {
 		hr.Header[k] = v
@@ -284,32 +311,35 @@ func (c *Client) once(ctx context.Context, req Request, body []byte) (*Response,
 	hr.Header.Set("Accept", "application/json")
 	start := time.Now()
 	resp, err := c.http.Do(hr)
+	// took is never 0 once a request went out, so observe can tell one was made.
+	took := max(time.Since(start), time.Nanosecond)
 	if err != nil {
-		c.log.DebugContext(ctx, "upstream call failed", "op", req.Op, "duration", time.Since(start), "err", errorClass(err))
+		c.log.DebugContext(ctx, "upstream call failed", "op", req.Op, "duration", took, "err", errorClass(err))
 		if isTimeout(err) {
-			return nil, fail(Timeout, 0, nil, errors.New("no answer in time"))
+			return nil, fail(Timeout, 0, nil, errors.New("no answer in time")), took
 		}
 		// The transport's error quotes the URL, and a URL may carry a token: keep only its class.
-		return nil, fail(Unavailable, 0, nil, errors.New(errorClass(err)))
+		return nil, fail(Unavailable, 0, nil, errors.New(errorClass(err))), took
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
-	c.log.DebugContext(ctx, "upstream call", "op", req.Op, "status", resp.StatusCode, "duration", time.Since(start))
+	took = max(time.Since(start), time.Nanosecond)
+	c.log.DebugContext(ctx, "upstream call", "op", req.Op, "status", resp.StatusCode, "duration", took)
 	if err != nil {
 		if isTimeout(err) {
-			return nil, fail(Timeout, resp.StatusCode, nil, errors.New("answer cut short by the timeout"))
+			return nil, fail(Timeout, resp.StatusCode, nil, errors.New("answer cut short by the timeout")), took
 		}
-		return nil, fail(Unavailable, resp.StatusCode, nil, errors.New("connection dropped while reading the answer"))
+		return nil, fail(Unavailable, resp.StatusCode, nil, errors.New("connection dropped while reading the answer")), took
 	}
 	r := &Response{Status: resp.StatusCode, Header: resp.Header, Body: b}
 	if resp.StatusCode/100 == 2 || slices.Contains(req.Accept, resp.StatusCode) {
-		return r, nil
+		return r, nil, took
 	}
 	e := fail(kindOf(resp.StatusCode), resp.StatusCode, b, nil)
 	if e.Kind == RateLimited {
 		e.Err = retryAfterError{after: parseRetryAfter(resp.Header.Get("Retry-After"))}
 	}
-	return nil, e
+	return nil, e, took
 }
 
 // retryAfterError carries a 429's Retry-After to the retry loop.

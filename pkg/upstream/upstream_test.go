@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"puente.dev/pkg/metrics"
 )
 
 func newTestClient(t *testing.T, h http.HandlerFunc, o Options) *Client {
@@ -174,5 +176,104 @@ func TestTokenFetchErrorsReachEveryWaiterAndAreNotCached(t *testing.T) {
 	}
 	if v, err := tokens.Get(context.Background(), ""); err != nil || v != "ok" {
 		t.Fatalf("after an error the next Get fetches again: %q %v", v, err)
+	}
+}
+
+// upstreamSeries reads puente_upstream_request_duration_seconds: observations by provider and
+// outcome, and every label value seen.
+func upstreamSeries(t *testing.T, m *metrics.Metrics) (counts map[[2]string]uint64, values []string) {
+	t.Helper()
+	families, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts = map[[2]string]uint64{}
+	for _, f := range families {
+		if f.GetName() != "puente_upstream_request_duration_seconds" {
+			continue
+		}
+		for _, s := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range s.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+				values = append(values, l.GetValue())
+			}
+			counts[[2]string{labels["provider"], labels["outcome"]}] += s.GetHistogram().GetSampleCount()
+		}
+	}
+	return counts, values
+}
+
+func TestEveryAttemptIsTimedByOutcomeWithoutItsPath(t *testing.T) {
+	m := metrics.New(metrics.Options{})
+	var flaky atomic.Int32
+	c := newTestClient(t, func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case strings.HasPrefix(r.URL.Path, "/api/users/"):
+			if flaky.Add(1) == 1 {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				return
+			}
+			w.Write([]byte(`{"ok":true}`))
+		case r.URL.Path == "/api/garbage":
+			w.Write([]byte(`<html>not json`))
+		case r.URL.Path == "/api/401":
+			w.WriteHeader(http.StatusUnauthorized)
+		case r.URL.Path == "/api/429":
+			w.Header().Set("Retry-After", "0")
+			w.WriteHeader(http.StatusTooManyRequests)
+		case r.URL.Path == "/api/422":
+			w.WriteHeader(http.StatusUnprocessableEntity)
+		case r.URL.Path == "/api/hang":
+			<-r.Context().Done()
+		}
+	}, Options{Timeout: 200 * time.Millisecond, MaxAttempts: 2, Metrics: m})
+	ctx := context.Background()
+	var out struct{ OK bool }
+	// A 503 and then a 200: two attempts, two observations.
+	if _, err := c.Do(ctx, Request{Method: "GET", Path: "/users/usr_secret1?token=tok_secret", Safe: true}, &out); err != nil || !out.OK {
+		t.Fatalf("GET after a 503: %v", err)
+	}
+	for _, path := range []string{"/garbage", "/401", "/422"} {
+		if _, err := c.Do(ctx, Request{Method: "GET", Path: path, Safe: true}, &out); err == nil {
+			t.Fatalf("%s: no error", path)
+		}
+	}
+	// Retried: both attempts count.
+	if _, err := c.Do(ctx, Request{Method: "GET", Path: "/429", Safe: true}, nil); err == nil {
+		t.Fatal("429: no error")
+	}
+	if _, err := c.Do(ctx, Request{Method: "POST", Path: "/hang"}, nil); err == nil {
+		t.Fatal("hang: no error")
+	}
+	// A call its caller cancelled before sending says nothing about the upstream.
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := c.Do(cancelled, Request{Method: "GET", Path: "/users/usr_x"}, nil); err == nil {
+		t.Fatal("cancelled: no error")
+	}
+
+	counts, values := upstreamSeries(t, m)
+	want := map[[2]string]uint64{
+		{"test", metrics.UpstreamOK}: 1,
+		{"test", "unavailable"}:      1,
+		{"test", "bad_response"}:     1,
+		{"test", "unauthorized"}:     1,
+		{"test", "rejected"}:         1,
+		{"test", "rate_limited"}:     2,
+		{"test", "timeout"}:          1,
+	}
+	if len(counts) != len(want) {
+		t.Errorf("series = %v, want %v", counts, want)
+	}
+	for k, n := range want {
+		if counts[k] != n {
+			t.Errorf("%v: %d observations, want %d (all: %v)", k, counts[k], n, counts)
+		}
+	}
+	for _, v := range values {
+		if strings.ContainsAny(v, "/?") || strings.Contains(v, "secret") {
+			t.Errorf("label value %q holds a path or a query", v)
+		}
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net/url"
 	"time"
+
+	"puente.dev/pkg/metrics"
 )
 
 // Config is the connection service's configuration.
@@ -24,6 +26,10 @@ type Config struct {
 	// MinPollInterval is the least a login waits between two polls of its upstream, whatever
 	// the provider asks: it bounds the load one login puts on an upstream (tests lower it).
 	MinPollInterval time.Duration `env:"PUENTE_CONNECTION_MIN_POLL_INTERVAL" default:"1s"`
+
+	// Metrics, when set, counts finished connections (puente_connections_total). Not from the
+	// environment: the process's own.
+	Metrics *metrics.Metrics
 }
 
 // Validate reports the first problem with c.

@@ -23,6 +23,7 @@ import (
 	"puente.dev/pkg/caller"
 	"puente.dev/pkg/ids"
 	"puente.dev/pkg/jobs"
+	"puente.dev/pkg/metrics"
 	"puente.dev/pkg/secretbox"
 )
 
@@ -45,6 +46,7 @@ type Service struct {
 	users        Users
 	consents     Consents
 	log          *slog.Logger
+	metrics      *metrics.Metrics
 	now          func() time.Time
 	// institutions caches the catalog by id (it changes only when SyncCatalogs runs), so that a
 	// job holding a connection's row lock needs no second database connection.
@@ -74,7 +76,7 @@ func NewService(store Store, providers []Provider, users Users, consents Consent
 		callback:     strings.TrimRight(cfg.PublicURL, "/") + "/v1/connections:callback",
 		widgetReturn: strings.TrimRight(cfg.PublicURL, "/") + WidgetReturnPath,
 		minPoll:      cfg.MinPollInterval,
-		users:        users, consents: consents, log: log, now: time.Now,
+		users:        users, consents: consents, log: log, metrics: cfg.Metrics, now: time.Now,
 	}
 	for _, p := range providers {
 		s.providers[p.Name()] = p
@@ -134,7 +136,11 @@ func (s *Service) ListInstitutions(ctx context.Context, p caller.Principal, f In
 		}
 		f.Country, f.Products = p.Country, p.Products
 	}
-	return s.store.ListInstitutions(ctx, f, page)
+	ins, err := s.store.ListInstitutions(ctx, f, page)
+	if err != nil {
+		return nil, err
+	}
+	return s.withObservedHealth(ctx, ins)
 }
 
 // GetInstitution returns one institution; outside a widget session's country or products it is
@@ -147,7 +153,12 @@ func (s *Service) GetInstitution(ctx context.Context, p caller.Principal, id str
 	if !widgetMaySee(p, in) {
 		return Institution{}, ErrInstitutionNotFound
 	}
-	return in, nil
+	// The cached row holds the provider's health; the observed one is read fresh.
+	ins, err := s.withObservedHealth(ctx, []Institution{in})
+	if err != nil {
+		return Institution{}, err
+	}
+	return ins[0], nil
 }
 
 func widgetMaySee(p caller.Principal, in Institution) bool {
@@ -294,7 +305,7 @@ func (s *Service) CompleteRedirect(ctx context.Context, state string, params map
 		return Connection{}, err
 	}
 	now := s.now().UTC()
-	return s.store.Update(ctx, clientID, id, func(c *Connection, sec *Secrets) (Change, error) {
+	return s.update(ctx, clientID, id, func(c *Connection, sec *Secrets) (Change, error) {
 		if c.Status != WaitingRedirect || !hmac.Equal(sec.RedirectState, hash) {
 			return Change{}, ErrRedirectState
 		}
@@ -336,7 +347,7 @@ func (s *Service) RequireLogin(ctx context.Context, p caller.Principal, id strin
 		return Connection{}, ErrConnectionNotFound // "" would mean any client to the store
 	}
 	now := s.now().UTC()
-	return s.store.Update(ctx, p.ClientID, id, func(c *Connection, sec *Secrets) (Change, error) {
+	return s.update(ctx, p.ClientID, id, func(c *Connection, sec *Secrets) (Change, error) {
 		if c.Status != Succeeded {
 			return Change{}, errNotSucceeded
 		}
@@ -354,7 +365,7 @@ func (s *Service) AdvanceDays(ctx context.Context, p caller.Principal, id string
 		return "", ErrConnectionNotFound // "" would mean any client to the store
 	}
 	var date string
-	_, err := s.store.Update(ctx, p.ClientID, id, func(c *Connection, sec *Secrets) (Change, error) {
+	_, err := s.update(ctx, p.ClientID, id, func(c *Connection, sec *Secrets) (Change, error) {
 		if c.Status != Succeeded {
 			return Change{}, apierr.New(apierr.FailedPrecondition, "NOT_SUCCEEDED", "only a SUCCEEDED connection has a bank to move in time")
 		}
@@ -543,7 +554,7 @@ func (s *Service) SubmitMFA(ctx context.Context, p caller.Principal, id, challen
 		return Connection{}, err
 	}
 	now := s.now().UTC()
-	return s.store.Update(ctx, p.ClientID, id, func(c *Connection, sec *Secrets) (Change, error) {
+	return s.update(ctx, p.ClientID, id, func(c *Connection, sec *Secrets) (Change, error) {
 		switch {
 		case c.Status != WaitingMFA || c.Challenge == nil:
 			return Change{}, ErrNotWaitingMFA
@@ -671,7 +682,7 @@ func (s *Service) Reauthenticate(ctx context.Context, p caller.Principal, id str
 		if err != nil {
 			return Connection{}, err
 		}
-		return s.store.Update(ctx, p.ClientID, id, func(c *Connection, sec *Secrets) (Change, error) {
+		return s.update(ctx, p.ClientID, id, func(c *Connection, sec *Secrets) (Change, error) {
 			if !c.Status.Final() {
 				return Change{}, ErrNotFinal
 			}
@@ -695,7 +706,7 @@ func (s *Service) Reauthenticate(ctx context.Context, p caller.Principal, id str
 			return Connection{}, err
 		}
 	}
-	return s.store.Update(ctx, p.ClientID, id, func(c *Connection, sec *Secrets) (Change, error) {
+	return s.update(ctx, p.ClientID, id, func(c *Connection, sec *Secrets) (Change, error) {
 		if !c.Status.Final() {
 			return Change{}, ErrNotFinal
 		}
@@ -829,7 +840,7 @@ func (s *Service) handle(kind string) jobs.Handler {
 		var login Login
 		var answers map[string]string
 		var in Institution
-		claimed, err := s.store.Update(ctx, "", a.ConnectionID, func(c *Connection, sec *Secrets) (Change, error) {
+		claimed, err := s.update(ctx, "", a.ConnectionID, func(c *Connection, sec *Secrets) (Change, error) {
 			if !slices.Contains(expects[kind], c.Status) || ((kind == JobAnswer || kind == JobCallback) && sec.Answers == nil) {
 				return Change{}, errStale
 			}
@@ -938,7 +949,7 @@ func validOutcome(out Outcome) error {
 // apply records a provider's outcome, if the connection is still where the job left it.
 func (s *Service) apply(ctx context.Context, id, kind string, out Outcome) error {
 	now := s.now().UTC()
-	_, err := s.store.Update(ctx, "", id, func(c *Connection, sec *Secrets) (Change, error) {
+	_, err := s.update(ctx, "", id, func(c *Connection, sec *Secrets) (Change, error) {
 		if c.Status != Starting && c.Status != Running {
 			return Change{}, errStale
 		}
@@ -995,7 +1006,7 @@ func (s *Service) apply(ctx context.Context, id, kind string, out Outcome) error
 
 func (s *Service) fail(ctx context.Context, id string, reason Reason, code, msg string) error {
 	now := s.now().UTC()
-	_, err := s.store.Update(ctx, "", id, func(c *Connection, sec *Secrets) (Change, error) {
+	_, err := s.update(ctx, "", id, func(c *Connection, sec *Secrets) (Change, error) {
 		if c.Status.Final() {
 			return Change{}, errStale
 		}
@@ -1013,8 +1024,12 @@ func (s *Service) fail(ctx context.Context, id string, reason Reason, code, msg 
 // backstop for a login whose jobs were lost (a worker killed on the last attempt).
 const StallAfter = time.Hour
 
-// Housekeep fails connections that stalled, so that none stays in progress forever.
+// Housekeep fails connections that stalled, so that none stays in progress forever, and prunes
+// the outcome counts the observed health no longer reads.
 func (s *Service) Housekeep(ctx context.Context) error {
+	if _, err := s.store.PruneOutcomes(ctx, s.now().UTC().Add(-OutcomeRetention)); err != nil {
+		return fmt.Errorf("prune outcomes: %w", err)
+	}
 	stalled, err := s.store.StalledConnections(ctx, s.now().UTC().Add(-StallAfter))
 	if err != nil {
 		return fmt.Errorf("stalled connections: %w", err)
@@ -1034,7 +1049,7 @@ func (s *Service) redirectTimeout(ctx context.Context, j jobs.Job) error {
 		return jobs.Cancel(fmt.Errorf("bad args: %w", err))
 	}
 	now := s.now().UTC()
-	_, err := s.store.Update(ctx, "", a.ConnectionID, func(c *Connection, sec *Secrets) (Change, error) {
+	_, err := s.update(ctx, "", a.ConnectionID, func(c *Connection, sec *Secrets) (Change, error) {
 		if c.Status != WaitingRedirect {
 			return Change{}, errStale
 		}
@@ -1058,7 +1073,7 @@ func (s *Service) mfaTimeout(ctx context.Context, j jobs.Job) error {
 		return jobs.Cancel(fmt.Errorf("bad args: %w", err))
 	}
 	now := s.now().UTC()
-	_, err := s.store.Update(ctx, "", a.ConnectionID, func(c *Connection, sec *Secrets) (Change, error) {
+	_, err := s.update(ctx, "", a.ConnectionID, func(c *Connection, sec *Secrets) (Change, error) {
 		if c.Status != WaitingMFA || c.Challenge == nil || c.Challenge.ID != a.ChallengeID {
 			return Change{}, errStale
 		}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
 
@@ -23,6 +24,7 @@ import (
 	"puente.dev/pkg/caller"
 	"puente.dev/pkg/ids"
 	"puente.dev/pkg/jobs"
+	"puente.dev/pkg/metrics"
 	"puente.dev/pkg/pgtest"
 	"puente.dev/pkg/postgres"
 	"puente.dev/pkg/secretbox"
@@ -96,6 +98,10 @@ type bundle struct {
 	institution string    // our id of the fake's institution
 	client      string    // the client most tests act as
 	user        string    // an end user of that client
+	metrics     *metrics.Metrics
+	// pool and cfg are the service's, for a test that starts a second replica.
+	pool *pgxpool.Pool
+	cfg  connection.Config
 }
 
 func setup(t *testing.T) bundle {
@@ -126,6 +132,7 @@ func setupWith(t *testing.T, more ...connection.Provider) bundle {
 		PublicURL:       "http://127.0.0.1:8080",
 		Workers:         1,
 		MinPollInterval: time.Second,
+		Metrics:         metrics.New(metrics.Options{}),
 	}
 	provider := newFakeProvider(t)
 	svc, err := connection.NewService(connectionpg.New(pool), append([]connection.Provider{provider}, more...), anyUser{}, noConsents{t: t}, cfg, discard())
@@ -138,6 +145,7 @@ func setupWith(t *testing.T, more ...connection.Provider) bundle {
 		ctx: ctx, svc: svc, api: connection.NewGRPC(svc), provider: provider, clock: clk,
 		worker: jobs.NewWorker(jobs.Options{Pool: pool, Handlers: svc.Handlers(), Now: clk.Now, Logger: discard()}),
 		admin:  admin, client: ids.New("cli"), user: ids.New("usr"),
+		metrics: cfg.Metrics, pool: pool, cfg: cfg,
 	}
 	ins, err := b.api.ListInstitutions(b.as(b.client), &connectionv1.ListInstitutionsRequest{Query: fakeInstitution.Name})
 	require.NoError(t, err)

@@ -40,6 +40,13 @@ type Store interface {
 	ConnectionsByRefs(ctx context.Context, provider string, refs []string) ([]string, error)
 	// DeleteConnection removes the connection, its secrets and its timeline.
 	DeleteConnection(ctx context.Context, clientID, id string) error
+	// RecentOutcomes sums, per institution, the outcomes of connections that finished since
+	// (whole buckets of OutcomeBucket); an institution without any is left out. Update counts
+	// them: a change that moves a connection to a final status adds FinishedAs(c) to its
+	// institution's bucket of c.UpdatedAt, in the change's transaction.
+	RecentOutcomes(ctx context.Context, institutionIDs []string, since time.Time) (map[string]Outcomes, error)
+	// PruneOutcomes deletes outcome counts from before.
+	PruneOutcomes(ctx context.Context, before time.Time) (int64, error)
 	// Changes delivers the id of every connection that changes, until ctx ends.
 	Changes(ctx context.Context) (<-chan string, error)
 }

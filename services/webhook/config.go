@@ -3,6 +3,8 @@ package webhook
 import (
 	"errors"
 	"time"
+
+	"puente.dev/pkg/metrics"
 )
 
 // Config is the webhook service's configuration.
@@ -31,6 +33,10 @@ type Config struct {
 	// SandboxWebhookSecret (base64, at least 32 bytes) is the key the Sandbox provider signs its
 	// webhooks to POST /v1/inbound/sandbox with; empty: not taken.
 	SandboxWebhookSecret string `env:"PUENTE_SANDBOX_WEBHOOK_SECRET"`
+
+	// Metrics, when set, counts every POST by result and every delivery that ends
+	// (puente_webhook_*). Not from the environment: the process's own.
+	Metrics *metrics.Metrics
 }
 
 // Validate reports the first problem with c.

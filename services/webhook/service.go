@@ -19,6 +19,7 @@ import (
 	"puente.dev/pkg/caller"
 	"puente.dev/pkg/ids"
 	"puente.dev/pkg/jobs"
+	"puente.dev/pkg/metrics"
 	"puente.dev/pkg/page"
 	"puente.dev/pkg/secretbox"
 	"puente.dev/services/webhook/egress"
@@ -322,7 +323,9 @@ func (s *Service) deliver(ctx context.Context, j jobs.Job) error {
 		return jobs.Snooze(d.NextAttemptAt.Sub(now))
 	}
 	if w.Endpoint == nil || !w.Endpoint.Enabled {
-		return s.store.RecordAttempt(ctx, d.ID, d.Generation, Attempt{Number: d.Attempts + 1, At: now, Error: "the endpoint was deleted or disabled"}, Failed, nil)
+		// The client's choice, not the receiver's failure: no POST, and not counted as failed.
+		_, err := s.store.RecordAttempt(ctx, d.ID, d.Generation, Attempt{Number: d.Attempts + 1, At: now, Error: "the endpoint was deleted or disabled"}, Failed, nil)
+		return err
 	}
 	if !s.busy.take(ctx, w.Endpoint.ID, slotWait) {
 		// The endpoint holds its share of workers (it is slow or hanging). Park: give the worker
@@ -347,23 +350,44 @@ func (s *Service) deliver(ctx context.Context, j jobs.Job) error {
 		}
 	}()
 
-	attempt := s.post(ctx, w, now)
+	attempt, result := s.post(ctx, w, now)
 	if attempt.StatusCode >= 200 && attempt.StatusCode < 300 {
-		return s.store.RecordAttempt(ctx, d.ID, d.Generation, attempt, Delivered, nil)
+		s.cfg.Metrics.DeliveryAttempt(w.Endpoint.ID, result)
+		return s.finish(ctx, w, attempt, Delivered)
 	}
 	if ctx.Err() != nil {
-		// Shutting down mid-post: the job runs again (a crash would do the same).
+		// Shutting down mid-post: the job runs again (a crash would do the same), and the
+		// attempt is not counted, as it is not recorded.
 		return ctx.Err()
+	}
+	if result != "" {
+		s.cfg.Metrics.DeliveryAttempt(w.Endpoint.ID, result)
 	}
 	delay := s.backoff(attempt.Number - d.WindowAttempts)
 	next := attempt.At.Add(delay)
 	if next.After(d.WindowStart.Add(s.cfg.RetryWindow)) {
-		return s.store.RecordAttempt(ctx, d.ID, d.Generation, attempt, Failed, nil)
+		return s.finish(ctx, w, attempt, Failed)
 	}
-	if err := s.store.RecordAttempt(ctx, d.ID, d.Generation, attempt, Pending, &next); err != nil {
+	if _, err := s.store.RecordAttempt(ctx, d.ID, d.Generation, attempt, Pending, &next); err != nil {
 		return err
 	}
 	return jobs.Snooze(next.Sub(s.clock()))
+}
+
+// finish records the attempt that ends a delivery (Delivered or Failed) and counts the delivery,
+// only when this attempt is the one that ended it: a worker whose lease ran out, or an older
+// generation, changes nothing and counts nothing, so each replica counts its own deliveries once.
+func (s *Service) finish(ctx context.Context, w Work, attempt Attempt, status DeliveryStatus) error {
+	recorded, err := s.store.RecordAttempt(ctx, w.Delivery.ID, w.Delivery.Generation, attempt, status, nil)
+	if err != nil || !recorded {
+		return err
+	}
+	outcome := metrics.DeliveryDelivered
+	if status == Failed {
+		outcome = metrics.DeliveryFailed
+	}
+	s.cfg.Metrics.DeliveryFinished(w.Endpoint.ID, outcome, attempt.Number)
+	return nil
 }
 
 // backoff is the delay after the n-th failed attempt: RetryBase doubling up to RetryMax, with
@@ -376,23 +400,25 @@ func (s *Service) backoff(n int) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
-func (s *Service) post(ctx context.Context, w Work, now time.Time) Attempt {
+// post makes one attempt, and says how it went as a metric result (metrics.Attempt*); "" when
+// nothing was sent (the envelope or the secret could not be made ready).
+func (s *Service) post(ctx context.Context, w Work, now time.Time) (Attempt, string) {
 	a := Attempt{Number: w.Delivery.Attempts + 1, At: now}
 	body, err := json.Marshal(w.Event) // the envelope
 	if err != nil {
 		a.Error = "encode the event: " + err.Error()
-		return a
+		return a, ""
 	}
 	keys, err := s.signingKeys(*w.Endpoint, now)
 	if err != nil {
 		a.Error = "the endpoint's secret cannot be opened"
 		s.log.ErrorContext(ctx, "open webhook secret", "endpoint_id", w.Endpoint.ID, "err", err)
-		return a
+		return a, ""
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.Endpoint.URL, bytes.NewReader(body))
 	if err != nil {
 		a.Error = "bad request: " + err.Error()
-		return a
+		return a, ""
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "Puente-Webhooks/1")
@@ -402,7 +428,7 @@ func (s *Service) post(ctx context.Context, w Work, now time.Time) Attempt {
 	if err != nil {
 		a.Latency = time.Since(start)
 		a.Error = attemptError(err)
-		return a
+		return a, transportResult(err)
 	}
 	defer resp.Body.Close()
 	head, _ := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody))
@@ -412,7 +438,31 @@ func (s *Service) post(ctx context.Context, w Work, now time.Time) Attempt {
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		a.Error = fmt.Sprintf("the endpoint answered %d", resp.StatusCode)
 	}
-	return a
+	return a, statusResult(resp.StatusCode)
+}
+
+// statusResult is an answer's metric result. A redirect (never followed) or a 1xx is the
+// receiver's misconfiguration, as a 4xx is.
+func statusResult(code int) string {
+	switch {
+	case code >= 200 && code < 300:
+		return metrics.AttemptSuccess
+	case code >= 500:
+		return metrics.AttemptServerError
+	default:
+		return metrics.AttemptClientError
+	}
+}
+
+// transportResult is the metric result of a POST that got no answer.
+func transportResult(err error) string {
+	switch {
+	case errors.Is(err, egress.ErrForbiddenAddress):
+		return metrics.AttemptRefused
+	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
+		return metrics.AttemptTimeout
+	}
+	return metrics.AttemptNetwork
 }
 
 // storable is text Postgres takes: valid UTF-8 without NUL bytes, whatever a receiver answered.

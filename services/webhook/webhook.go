@@ -157,8 +157,9 @@ type Store interface {
 	// Unpark wakes the oldest parked, due delivery of the endpoint (its job runs now).
 	Unpark(ctx context.Context, endpointID string) error
 	// RecordAttempt adds an attempt and moves the delivery to status (with nextAt when
-	// PENDING), unless it is no longer PENDING in that generation (a redelivery started since).
-	RecordAttempt(ctx context.Context, deliveryID string, generation int, a Attempt, status DeliveryStatus, nextAt *time.Time) error
+	// PENDING), unless it is no longer PENDING in that generation (a redelivery started since,
+	// or another worker recorded it first): recorded says whether this call moved it.
+	RecordAttempt(ctx context.Context, deliveryID string, generation int, a Attempt, status DeliveryStatus, nextAt *time.Time) (recorded bool, err error)
 	// Prune deletes events created before (and their deliveries), and inbound webhooks received
 	// before.
 	Prune(ctx context.Context, before time.Time) (int64, error)

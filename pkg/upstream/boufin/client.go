@@ -36,6 +36,7 @@ func New(cfg Config, transport http.RoundTripper, log *slog.Logger) (*Client, er
 		return nil, errors.New("boufin: no clientId configured")
 	}
 	hc, err := upstream.NewClient(upstream.Options{
+		Metrics:  cfg.Metrics,
 		Provider: Name, BaseURL: cfg.URL, Timeout: cfg.Timeout, RatePerSecond: float64(cfg.RatePerSecond),
 		Transport: transport, Logger: log,
 	})

@@ -1,6 +1,10 @@
 package boufin
 
-import "time"
+import (
+	"time"
+
+	"puente.dev/pkg/metrics"
+)
 
 // Config is how Puente reaches boufin. Empty URL: the provider is off.
 type Config struct {
@@ -25,6 +29,10 @@ type Config struct {
 	// (doubling, at most PollAttempts asks per read; 0: 500 ms).
 	PollInterval time.Duration `env:"PUENTE_BOUFIN_POLL_INTERVAL" default:"500ms"`
 	PollAttempts int           `env:"PUENTE_BOUFIN_POLL_ATTEMPTS" default:"5"`
+
+	// Metrics, when set, times every call (puente_upstream_request_duration_seconds). Not from
+	// the environment: the process's own.
+	Metrics *metrics.Metrics
 }
 
 // Enabled reports whether the provider is configured.

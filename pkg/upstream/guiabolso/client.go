@@ -78,6 +78,7 @@ func New(cfg Config, o Options) (*Client, error) {
 		timeout = 15 * time.Second
 	}
 	api, err := upstream.NewClient(upstream.Options{
+		Metrics:  cfg.Metrics,
 		Provider: Name, BaseURL: cfg.URL, Timeout: timeout, RatePerSecond: float64(rps), Burst: rps,
 		Transport: o.Transport, Logger: o.Logger,
 	})

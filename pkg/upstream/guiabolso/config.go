@@ -1,6 +1,10 @@
 package guiabolso
 
-import "time"
+import (
+	"time"
+
+	"puente.dev/pkg/metrics"
+)
 
 // Config is how Puente reaches guiabolso. Empty URL: the provider is off.
 type Config struct {
@@ -23,6 +27,10 @@ type Config struct {
 	RatePerSecond int `env:"PUENTE_GUIABOLSO_RATE_PER_SECOND"`
 	// Timeout bounds one call (zero: 15 s, the official client's default).
 	Timeout time.Duration `env:"PUENTE_GUIABOLSO_TIMEOUT"`
+
+	// Metrics, when set, times every call (puente_upstream_request_duration_seconds). Not from
+	// the environment: the process's own.
+	Metrics *metrics.Metrics
 }
 
 // Enabled reports whether the provider is configured.

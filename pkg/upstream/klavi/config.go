@@ -1,6 +1,10 @@
 package klavi
 
-import "time"
+import (
+	"time"
+
+	"puente.dev/pkg/metrics"
+)
 
 // Config is how Puente reaches klavi. Empty URL: the provider is off.
 type Config struct {
@@ -19,6 +23,10 @@ type Config struct {
 	// WebhookTolerance, when set, refuses webhooks whose X-Klavi-Timestamp is further from now
 	// (the timestamp is not signed, so this is off by default).
 	WebhookTolerance time.Duration `env:"PUENTE_KLAVI_WEBHOOK_TOLERANCE"`
+
+	// Metrics, when set, times every call (puente_upstream_request_duration_seconds). Not from
+	// the environment: the process's own.
+	Metrics *metrics.Metrics
 }
 
 // Enabled reports whether the provider is configured.

@@ -44,6 +44,7 @@ func New(cfg Config, o Options) (*Client, error) {
 		return nil, errors.New("klavi: PUENTE_KLAVI_ACCESS_KEY and PUENTE_KLAVI_SECRET_KEY are required")
 	}
 	hc, err := upstream.NewClient(upstream.Options{
+		Metrics:  cfg.Metrics,
 		Provider: Name, BaseURL: cfg.URL, Timeout: cfg.Timeout, RatePerSecond: float64(cfg.RatePerSecond),
 		Burst: max(cfg.RatePerSecond, 1), Transport: o.Transport, Logger: o.Logger,
 	})

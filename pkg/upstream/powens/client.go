@@ -28,6 +28,7 @@ type Client struct {
 // NewClient returns a client for cfg; transport may be nil.
 func NewClient(cfg Config, log *slog.Logger, transport http.RoundTripper) (*Client, error) {
 	hc, err := upstream.NewClient(upstream.Options{
+		Metrics:  cfg.Metrics,
 		Provider: "powens", BaseURL: cfg.URL, Timeout: cfg.Timeout,
 		RatePerSecond: float64(cfg.RatePerSecond), Burst: max(cfg.RatePerSecond, 1),
 		Transport: transport, Logger: log,

@@ -44,6 +44,7 @@ func New(cfg Config, log *slog.Logger) (*Client, error) {
 		rps = RatePerSecond
 	}
 	hc, err := upstream.NewClient(upstream.Options{
+		Metrics:  cfg.Metrics,
 		Provider: Name, BaseURL: cfg.URL, Timeout: cfg.Timeout, RatePerSecond: rps, Burst: RatePerSecond, Logger: log,
 	})
 	if err != nil {

@@ -1,6 +1,10 @@
 package syncfy
 
-import "time"
+import (
+	"time"
+
+	"puente.dev/pkg/metrics"
+)
 
 // Config is how Puente reaches syncfy. Empty URL: the provider is off.
 type Config struct {
@@ -17,6 +21,10 @@ type Config struct {
 	// PollInterval is how long the connection service waits between two reads of a job's
 	// status (0: PollAfter). Only a simulator should be polled faster.
 	PollInterval time.Duration `env:"PUENTE_SYNCFY_POLL_INTERVAL" default:"1s"`
+
+	// Metrics, when set, times every call (puente_upstream_request_duration_seconds). Not from
+	// the environment: the process's own.
+	Metrics *metrics.Metrics
 }
 
 // Enabled reports whether the provider is configured.

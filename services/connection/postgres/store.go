@@ -19,6 +19,7 @@ import (
 
 	"puente.dev/pkg/ids"
 	"puente.dev/pkg/jobs"
+	"puente.dev/pkg/metrics"
 	"puente.dev/pkg/outbox"
 	"puente.dev/pkg/postgres"
 	"puente.dev/services/connection"
@@ -37,6 +38,7 @@ func Migrate(ctx context.Context, url string) error {
 		"002_outbox.up.sql":     outbox.Migration,
 		"003_jobs.up.sql":       jobs.Migration,
 		"006_jobs_trace.up.sql": jobs.TraceMigration,
+		"008_jobs_stats.up.sql": jobs.StatsMigration,
 	})
 	if err != nil {
 		return err
@@ -287,6 +289,7 @@ func (s *Store) Update(ctx context.Context, clientID, id string, fn func(*connec
 		if err != nil {
 			return postgres.NotFound(err, connection.ErrConnectionNotFound)
 		}
+		wasFinal := c.Status.Final()
 		change, err := fn(&c, &sec)
 		if err != nil {
 			return err
@@ -303,10 +306,66 @@ func (s *Store) Update(ctx context.Context, clientID, id string, fn func(*connec
 			sec.Credentials, sec.ProviderState, sec.Answers, sec.RedirectState, sec.Round, c.UpdatedAt); err != nil {
 			return fmt.Errorf("update connection: %w", err)
 		}
+		if !wasFinal && c.Status.Final() {
+			if err := countOutcome(ctx, tx, c); err != nil {
+				return err
+			}
+		}
 		out = c
 		return record(ctx, tx, c, change)
 	})
 	return out, err
+}
+
+// outcomeColumns are institution_outcomes' counters, by connection.FinishedAs.
+var outcomeColumns = map[string]string{
+	metrics.ConnectionSucceeded:        "succeeded",
+	metrics.ConnectionUserError:        "user_errors",
+	metrics.ConnectionInstitutionError: "institution_errors",
+	metrics.ConnectionInternalError:    "internal_errors",
+}
+
+// countOutcome adds a connection that just finished to its institution's bucket.
+func countOutcome(ctx context.Context, tx pgx.Tx, c connection.Connection) error {
+	col, ok := outcomeColumns[connection.FinishedAs(c)]
+	if !ok {
+		return fmt.Errorf("count outcome: unknown outcome %q", connection.FinishedAs(c))
+	}
+	bucket := c.UpdatedAt.UTC().Truncate(connection.OutcomeBucket)
+	_, err := tx.Exec(ctx, `INSERT INTO institution_outcomes (institution_id, bucket, `+col+`) VALUES ($1, $2, 1)
+		ON CONFLICT (institution_id, bucket) DO UPDATE SET `+col+` = institution_outcomes.`+col+` + 1`, c.InstitutionID, bucket)
+	if err != nil {
+		return fmt.Errorf("count outcome: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) RecentOutcomes(ctx context.Context, institutionIDs []string, since time.Time) (map[string]connection.Outcomes, error) {
+	rows, err := s.pool.Query(ctx, `SELECT institution_id, sum(succeeded), sum(user_errors), sum(institution_errors), sum(internal_errors)
+		FROM institution_outcomes WHERE institution_id = ANY($1) AND bucket >= $2 GROUP BY institution_id`,
+		institutionIDs, since.UTC().Truncate(connection.OutcomeBucket))
+	if err != nil {
+		return nil, fmt.Errorf("recent outcomes: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]connection.Outcomes{}
+	for rows.Next() {
+		var id string
+		var o connection.Outcomes
+		if err := rows.Scan(&id, &o.Succeeded, &o.UserErrors, &o.InstitutionErrors, &o.InternalErrors); err != nil {
+			return nil, fmt.Errorf("recent outcomes: %w", err)
+		}
+		out[id] = o
+	}
+	return out, rows.Err()
+}
+
+func (s *Store) PruneOutcomes(ctx context.Context, before time.Time) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM institution_outcomes WHERE bucket < $1`, before)
+	if err != nil {
+		return 0, fmt.Errorf("prune outcomes: %w", err)
+	}
+	return tag.RowsAffected(), nil
 }
 
 func statusChanged(c connection.Connection, st connection.Step, sandbox bool) map[string]any {

@@ -37,6 +37,7 @@ func startConnection(ctx context.Context, s *Suite, authtokenConn, consentConn, 
 	}
 	providers = append(providers, more...)
 	store := connectionpg.New(pool)
+	cfg.Metrics = s.metrics
 	svc, err := connection.NewService(store, providers,
 		connection.UserDirectory{
 			Client: authtokenv1.NewUserServiceClient(authtokenConn), Clients: authtokenv1.NewClientServiceClient(authtokenConn),

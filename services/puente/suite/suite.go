@@ -160,6 +160,10 @@ func (s *Suite) Verifier() *authn.Verifier { return s.verifier }
 func Start(ctx context.Context, cfg Config, services []string, log *slog.Logger) (_ *Suite, err error) {
 	s := &Suite{cfg: cfg, services: services, log: log, errs: make(chan error, 3), metrics: metrics.New(metrics.Options{})}
 	s.backgroundCtx, s.stopBackground = context.WithCancel(context.WithoutCancel(ctx))
+	// The upstream clients every service builds from its copy of the configuration time their
+	// calls in this process's metrics.
+	s.cfg.Boufin.Metrics, s.cfg.Syncfy.Metrics, s.cfg.Guiabolso.Metrics = s.metrics, s.metrics, s.metrics
+	s.cfg.Powens.Metrics, s.cfg.Klavi.Metrics = s.metrics, s.metrics
 	defer func() {
 		if err != nil {
 			s.close()

@@ -235,6 +235,10 @@ func TestUpstreamBoufinNaturalPersonLinksThroughTheWidgetAndReadsEveryProduct(t 
 
 	b.readAll(consentID, 2, "11111111-1")
 	require.NotContains(t, b.logs.String(), boufinKey, "the API key is never logged")
+	// Every call to Boufin was timed, by provider and outcome only.
+	scrape := b.scrapeUntil(`puente_upstream_request_duration_seconds_count{outcome="ok",provider="boufin"}`)
+	require.NotContains(t, scrape, boufinKey)
+	require.NotContains(t, scrape, upstream[0].ConsentID, "no upstream id is a label")
 }
 
 func TestUpstreamBoufinLegalPersonLinksTheCompany(t *testing.T) {

@@ -23,6 +23,7 @@ func init() { migrations["webhook"] = webhookpg.Migrate }
 
 func startWebhook(ctx context.Context, s *Suite, conns map[string]*grpc.ClientConn) error {
 	cfg := s.cfg.Webhook
+	cfg.Metrics = s.metrics
 	pool, err := s.database(ctx, "webhook", webhookpg.Schema)
 	if err != nil {
 		return err

@@ -35,6 +35,7 @@ func Migrations() (fs.FS, error) {
 	return postgres.WithMigrations(base, map[string]string{
 		"002_jobs.up.sql":       jobs.Migration,
 		"004_jobs_trace.up.sql": jobs.TraceMigration,
+		"005_jobs_stats.up.sql": jobs.StatsMigration,
 	})
 }
 
@@ -414,8 +415,8 @@ func (s *Store) Unpark(ctx context.Context, endpointID string) error {
 	})
 }
 
-func (s *Store) RecordAttempt(ctx context.Context, deliveryID string, generation int, a webhook.Attempt, status webhook.DeliveryStatus, nextAt *time.Time) error {
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+func (s *Store) RecordAttempt(ctx context.Context, deliveryID string, generation int, a webhook.Attempt, status webhook.DeliveryStatus, nextAt *time.Time) (recorded bool, err error) {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var delivered *time.Time
 		if status == webhook.Delivered {
 			delivered = &a.At
@@ -429,8 +430,10 @@ func (s *Store) RecordAttempt(ctx context.Context, deliveryID string, generation
 		_, err = tx.Exec(ctx, `INSERT INTO delivery_attempts (delivery_id, number, at, status_code, latency_ms, error, response_body)
 			VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING`,
 			deliveryID, a.Number, a.At, a.StatusCode, a.Latency.Milliseconds(), a.Error, a.ResponseBody)
+		recorded = err == nil
 		return err
 	})
+	return recorded && err == nil, err
 }
 
 // ---- inbound webhooks

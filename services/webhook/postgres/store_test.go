@@ -186,12 +186,14 @@ func attempt(n int, at time.Time, code int) webhook.Attempt {
 	return a
 }
 
-func recordAttempt(t *testing.T, b bundle, deliveryID string, a webhook.Attempt, status webhook.DeliveryStatus, nextAt *time.Time) {
+func recordAttempt(t *testing.T, b bundle, deliveryID string, a webhook.Attempt, status webhook.DeliveryStatus, nextAt *time.Time) (recorded bool) {
 	t.Helper()
 	// The attempt is the current generation's, as the delivery job's would be.
 	var generation int
 	_ = b.pool.QueryRow(b.ctx, `SELECT generation FROM deliveries WHERE id = $1`, deliveryID).Scan(&generation)
-	require.NoError(t, b.store.RecordAttempt(b.ctx, deliveryID, generation, a, status, nextAt))
+	recorded, err := b.store.RecordAttempt(b.ctx, deliveryID, generation, a, status, nextAt)
+	require.NoError(t, err)
+	return recorded
 }
 
 func eventIDs(es []webhook.Event) []string {
@@ -647,7 +649,7 @@ func TestRecordAttempt(t *testing.T) {
 
 	// A failed attempt with a retry ahead.
 	t1, next := b.now.Add(time.Second), b.now.Add(time.Minute)
-	recordAttempt(t, b, d.ID, attempt(1, t1, 500), webhook.Pending, &next)
+	require.True(t, recordAttempt(t, b, d.ID, attempt(1, t1, 500), webhook.Pending, &next))
 	got := deliveryByID(t, b, d.ID)
 	require.Equal(t, webhook.Pending, got.Status)
 	require.Equal(t, 1, got.Attempts)
@@ -657,7 +659,7 @@ func TestRecordAttempt(t *testing.T) {
 
 	// Delivered.
 	t2 := b.now.Add(2 * time.Minute)
-	recordAttempt(t, b, d.ID, attempt(2, t2, 200), webhook.Delivered, nil)
+	require.True(t, recordAttempt(t, b, d.ID, attempt(2, t2, 200), webhook.Delivered, nil))
 	got = deliveryByID(t, b, d.ID)
 	require.Equal(t, webhook.Delivered, got.Status)
 	require.Equal(t, 2, got.Attempts)
@@ -667,8 +669,8 @@ func TestRecordAttempt(t *testing.T) {
 
 	// A late attempt (a worker whose lease ran out, say) changes nothing, whatever it reports.
 	next2 := b.now.Add(time.Hour)
-	recordAttempt(t, b, d.ID, attempt(3, b.now.Add(3*time.Minute), 500), webhook.Pending, &next2)
-	recordAttempt(t, b, d.ID, attempt(3, b.now.Add(3*time.Minute), 0), webhook.Failed, nil)
+	require.False(t, recordAttempt(t, b, d.ID, attempt(3, b.now.Add(3*time.Minute), 500), webhook.Pending, &next2))
+	require.False(t, recordAttempt(t, b, d.ID, attempt(3, b.now.Add(3*time.Minute), 0), webhook.Failed, nil), "only the call that ends a delivery says so")
 	require.Equal(t, done, deliveryByID(t, b, d.ID))
 	list, err := b.store.ListDeliveries(b.ctx, client, webhook.DeliveryFilter{EventID: ev.ID}, page.Page{Limit: 10})
 	require.NoError(t, err)
@@ -693,10 +695,12 @@ func TestRecordAttempt(t *testing.T) {
 	require.Equal(t, 1, got.Attempts)
 	require.Nil(t, got.NextAttemptAt)
 	require.Nil(t, got.DeliveredAt)
-	recordAttempt(t, b, od.ID, attempt(2, t2, 200), webhook.Delivered, nil)
+	require.False(t, recordAttempt(t, b, od.ID, attempt(2, t2, 200), webhook.Delivered, nil))
 	require.Equal(t, got, deliveryByID(t, b, od.ID), "a failed delivery is not revived by a late attempt")
 
-	require.NoError(t, b.store.RecordAttempt(b.ctx, ids.New("dlv"), 0, attempt(1, t1, 200), webhook.Delivered, nil), "an unknown delivery is a no-op")
+	recorded, err := b.store.RecordAttempt(b.ctx, ids.New("dlv"), 0, attempt(1, t1, 200), webhook.Delivered, nil)
+	require.NoError(t, err, "an unknown delivery is a no-op")
+	require.False(t, recorded)
 }
 
 func TestListDeliveriesKeepsTheLatest20AttemptsNewestFirst(t *testing.T) {
