@@ -32,6 +32,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Migration is the SQL a service appends to its own migrations (as its NNN_jobs.up.sql file) to
@@ -71,6 +73,12 @@ CREATE INDEX jobs_done ON jobs (finished_at) WHERE state = 'done';
 const TraceMigration = `ALTER TABLE jobs ADD COLUMN trace_context jsonb NULL;
 `
 
+// StatsMigration follows TraceMigration (as the service's next NNN_jobs_stats.up.sql): failed
+// jobs are kept until an operator deletes them, so without this index counting them for the
+// backlog metrics (at every scrape) would read the whole table, a day of done jobs included.
+const StatsMigration = `CREATE INDEX jobs_failed ON jobs (kind) WHERE state = 'failed';
+`
+
 // DefaultMaxAttempts is the MaxAttempts of a job enqueued without one.
 const DefaultMaxAttempts = 25
 
@@ -88,6 +96,9 @@ type Job struct {
 	Attempt     int             // 1 on the first run; a Snooze does not count
 	MaxAttempts int
 	RunAt       time.Time // when this run was due
+
+	// traceContext is the W3C trace context of the request that enqueued the job, if any.
+	traceContext propagation.MapCarrier
 }
 
 // EnqueueOptions tunes one Enqueue. The zero value runs the job now, with DefaultMaxAttempts.
@@ -104,8 +115,8 @@ type EnqueueOptions struct {
 const channelSQL = `'jobs_' || current_schema()`
 
 const enqueueSQL = `WITH ins AS (
-    INSERT INTO jobs (kind, args, run_at, max_attempts, unique_key)
-    VALUES ($1, $2::jsonb, coalesce($3::timestamptz, now()), $4, $5)
+    INSERT INTO jobs (kind, args, run_at, max_attempts, unique_key, trace_context)
+    VALUES ($1, $2::jsonb, coalesce($3::timestamptz, now()), $4, $5, $6::jsonb)
     ON CONFLICT (unique_key) WHERE state IN ('available', 'running') DO NOTHING
     RETURNING run_at
 )
@@ -115,6 +126,8 @@ SELECT pg_notify(` + channelSQL + `, '') FROM ins WHERE run_at <= now()`
 // tx commits; then (for a job due now) the workers listening on the schema's channel are woken at
 // once, since the NOTIFY sent inside tx is delivered on commit. With a UniqueKey that is already
 // pending, Enqueue does nothing and returns nil.
+//
+// The trace context of ctx's span goes with the job, so that its run joins the enqueuer's trace.
 func Enqueue(ctx context.Context, tx Tx, kind string, args any, opts EnqueueOptions) error {
 	if kind == "" {
 		return errors.New("jobs: enqueue: empty kind")
@@ -134,10 +147,26 @@ func Enqueue(ctx context.Context, tx Tx, kind string, args any, opts EnqueueOpti
 	if opts.UniqueKey != "" {
 		uniqueKey = opts.UniqueKey
 	}
-	if _, err := tx.Exec(ctx, enqueueSQL, kind, b, runAt, maxAttempts, uniqueKey); err != nil {
+	if _, err := tx.Exec(ctx, enqueueSQL, kind, b, runAt, maxAttempts, uniqueKey, traceContext(ctx)); err != nil {
 		return fmt.Errorf("jobs: enqueue %s: %w", kind, err)
 	}
 	return nil
+}
+
+// traceContext is ctx's W3C trace context (traceparent, tracestate) as JSON, or NULL without a
+// span. The W3C propagator is used directly: the process's global one may be unset, and this
+// format is what the worker reads back whatever the process propagates on the wire.
+func traceContext(ctx context.Context) any {
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		return nil
+	}
+	carrier := propagation.MapCarrier{}
+	propagation.TraceContext{}.Inject(ctx, carrier)
+	b, err := json.Marshal(carrier)
+	if err != nil {
+		return nil // a map of strings always encodes
+	}
+	return string(b)
 }
 
 // Advance makes the pending job with uniqueKey due now, if it waits for later (a snooze, a

@@ -39,7 +39,11 @@ func setup(t *testing.T) (context.Context, string, *pgxpool.Pool) {
 	t.Parallel()
 	ctx := t.Context()
 	url := pgtest.NewDatabase(t)
-	require.NoError(t, postgres.Migrate(ctx, url, schema, fstest.MapFS{"001_jobs.up.sql": {Data: []byte(jobs.Migration)}}))
+	require.NoError(t, postgres.Migrate(ctx, url, schema, fstest.MapFS{
+		"001_jobs.up.sql":       {Data: []byte(jobs.Migration)},
+		"002_jobs_trace.up.sql": {Data: []byte(jobs.TraceMigration)},
+		"003_jobs_stats.up.sql": {Data: []byte(jobs.StatsMigration)},
+	}))
 	return ctx, url, open(t, url)
 }
 

@@ -8,12 +8,18 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"puente.dev/pkg/metrics"
 	"puente.dev/pkg/postgres"
@@ -25,7 +31,9 @@ import (
 // after d without counting an attempt. A panic is recovered and counts as an error.
 //
 // ctx is cancelled when the worker shuts down and when the job's lease ends (Options.Lease after
-// the job was fetched): past that, another worker may run the job too.
+// the job was fetched): past that, another worker may run the job too. It carries the span of the
+// run ("job <kind>"), a child of the span that enqueued the job, so what the handler does joins
+// the enqueuer's trace.
 type Handler func(ctx context.Context, j Job) error
 
 // Options configures a Worker.
@@ -44,10 +52,14 @@ type Options struct {
 	// scheduled for later, missed notifications). Default 1s.
 	PollInterval time.Duration
 	Logger       *slog.Logger // default slog.Default()
-	// Queue names the queue in metrics: the service that owns the table.
+	// Queue names the queue in metrics and spans: the service that owns the table. Default "jobs".
 	Queue string
-	// Metrics, when set, counts job runs by outcome and reports the queue's backlog.
+	// Metrics, when set, counts job runs by outcome and reports the queue's backlog (read from
+	// the table at every scrape).
 	Metrics *metrics.Metrics
+	// TracerProvider makes the span of each run. Default otel.GetTracerProvider() (when NewWorker
+	// is called).
+	TracerProvider trace.TracerProvider
 	// Now, for tests, replaces the database's clock in every time comparison and computation
 	// the worker makes (due jobs, leases, backoff, pruning). Default: the database's now().
 	Now func() time.Time
@@ -65,6 +77,9 @@ type Worker struct {
 	now         func() time.Time
 	id          string
 	wake        chan struct{}
+	queue       string
+	metrics     *metrics.Metrics
+	tracer      trace.Tracer
 }
 
 const (
@@ -88,6 +103,8 @@ func NewWorker(o Options) *Worker {
 		log:         o.Logger,
 		now:         o.Now,
 		wake:        make(chan struct{}, 1),
+		queue:       o.Queue,
+		metrics:     o.Metrics,
 	}
 	for k, h := range o.Handlers {
 		w.handlers[k] = h
@@ -105,8 +122,22 @@ func NewWorker(o Options) *Worker {
 		w.log = slog.Default()
 	}
 	w.log = w.log.With("component", "jobs")
+	if w.queue == "" {
+		w.queue = "jobs"
+	}
+	tp := o.TracerProvider
+	if tp == nil {
+		tp = otel.GetTracerProvider()
+	}
+	w.tracer = tp.Tracer("puente.dev/pkg/jobs")
 	host, _ := os.Hostname()
 	w.id = fmt.Sprintf("%s/%d/%08x", host, os.Getpid(), rand.Uint32())
+	if w.metrics != nil && w.pool != nil {
+		// Not fatal: the worker runs jobs without its backlog being watched.
+		if err := w.metrics.WatchQueue(w.queue, w.Stats); err != nil {
+			w.log.Error("watching the job queue's backlog", "queue", w.queue, "error", err)
+		}
+	}
 	return w
 }
 
@@ -258,7 +289,7 @@ WHERE id IN (
     ORDER BY run_at, id
     LIMIT $4
     FOR UPDATE SKIP LOCKED)
-RETURNING id, kind, args, attempts, max_attempts, run_at`
+RETURNING id, kind, args, attempts, max_attempts, run_at, trace_context`
 
 // fetch takes up to n due jobs (not in skip), including jobs whose lease has ended, and leases
 // them to this worker.
@@ -274,7 +305,7 @@ func (w *Worker) fetch(ctx context.Context, n int, skip []int64) ([]Job, error) 
 	jobs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Job, error) {
 		var j Job
 		var args []byte
-		err := r.Scan(&j.ID, &j.Kind, &args, &j.Attempt, &j.MaxAttempts, &j.RunAt)
+		err := r.Scan(&j.ID, &j.Kind, &args, &j.Attempt, &j.MaxAttempts, &j.RunAt, &j.traceContext)
 		j.Args = args
 		return j, err
 	})
@@ -286,6 +317,8 @@ func (w *Worker) fetch(ctx context.Context, n int, skip []int64) ([]Job, error) 
 
 // execute runs j's handler and records the outcome. It returns only errors recording it.
 func (w *Worker) execute(ctx context.Context, j Job) error {
+	ctx, span := w.startSpan(ctx, j)
+	defer span.End()
 	log := w.log.With("kind", j.Kind, "id", j.ID, "attempt", j.Attempt)
 	h, ok := w.handlers[j.Kind]
 	switch {
@@ -293,36 +326,71 @@ func (w *Worker) execute(ctx context.Context, j Job) error {
 		// Its last attempt was fetched by a worker that never finished it (it died, or the
 		// handler outlived the lease). Running it again could loop forever on a job that kills
 		// its worker.
-		return w.finish(ctx, log, j, "failed", errors.New("jobs: the lease of the last attempt ended before it finished"))
+		err := errors.New("jobs: the lease of the last attempt ended before it finished")
+		w.ran(span, j, metrics.JobFailed, 0, err)
+		return w.finish(ctx, log, j, "failed", err)
 	case !ok:
-		return w.finish(ctx, log, j, "failed", fmt.Errorf("jobs: unknown job kind %q", j.Kind))
+		err := fmt.Errorf("jobs: unknown job kind %q", j.Kind)
+		w.ran(span, j, metrics.JobFailed, 0, err)
+		return w.finish(ctx, log, j, "failed", err)
 	}
 
 	start := time.Now()
 	hctx, cancel := context.WithTimeout(ctx, w.lease)
 	err := w.call(hctx, log, h, j)
 	cancel()
-	log = log.With("duration", time.Since(start))
+	took := time.Since(start)
+	log = log.With("duration", took)
 
 	var snooze *snoozeError
 	var cancelled *cancelError
 	switch {
 	case err == nil:
+		w.ran(span, j, metrics.JobDone, took, nil)
 		return w.finish(ctx, log, j, "done", nil)
 	case errors.As(err, &cancelled):
+		w.ran(span, j, metrics.JobFailed, took, err)
 		return w.finish(ctx, log, j, "failed", err)
 	case errors.As(err, &snooze):
+		w.ran(span, j, metrics.JobSnoozed, took, nil)
 		log.DebugContext(ctx, "job snoozed", "for", snooze.d)
 		return w.reschedule(ctx, log, j, snooze.d, nil, true)
 	case ctx.Err() != nil:
+		w.ran(span, j, metrics.JobRequeued, took, err)
 		log.InfoContext(ctx, "job interrupted by shutdown; requeued", "error", err)
 		return w.reschedule(ctx, log, j, 0, err, true)
 	case j.Attempt >= j.MaxAttempts:
+		w.ran(span, j, metrics.JobFailed, took, err)
 		return w.finish(ctx, log, j, "failed", err)
 	default:
+		w.ran(span, j, metrics.JobRetry, took, err)
 		d := backoff(j.Attempt)
 		log.WarnContext(ctx, "job failed; will retry", "error", err, "max_attempts", j.MaxAttempts, "retry_in", d)
 		return w.reschedule(ctx, log, j, d, err, false)
+	}
+}
+
+// startSpan starts the span of j's run, as a child of the span that enqueued j when there was one.
+// It covers the handler and the recording of its outcome.
+func (w *Worker) startSpan(ctx context.Context, j Job) (context.Context, trace.Span) {
+	if len(j.traceContext) > 0 {
+		ctx = propagation.TraceContext{}.Extract(ctx, j.traceContext)
+	}
+	return w.tracer.Start(ctx, "job "+j.Kind, trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(
+		attribute.String("job.queue", w.queue),
+		attribute.String("job.kind", j.Kind),
+		attribute.Int64("job.id", j.ID),
+		attribute.Int("job.attempt", j.Attempt),
+	))
+}
+
+// ran records a run's outcome in the metrics and on its span; cause, when set, is why the run
+// did not succeed (a snooze is not a failure).
+func (w *Worker) ran(span trace.Span, j Job, outcome string, took time.Duration, cause error) {
+	w.metrics.JobRun(w.queue, j.Kind, outcome, took)
+	span.SetAttributes(attribute.String("job.outcome", outcome))
+	if cause != nil {
+		span.SetStatus(codes.Error, errorText(cause).(string))
 	}
 }
 
@@ -453,4 +521,46 @@ func (w *Worker) prune(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// statsSQL reads the backlog by kind in one pass over the pending jobs (the jobs_fetch index)
+// and the failed ones (jobs_failed, from StatsMigration), never over the done jobs.
+const statsSQL = `SELECT kind,
+    count(*) FILTER (WHERE state = 'available' AND run_at <= ` + nowSQL + `),
+    count(*) FILTER (WHERE state = 'available' AND run_at > ` + nowSQL + `),
+    count(*) FILTER (WHERE state = 'running'),
+    count(*) FILTER (WHERE state = 'failed'),
+    coalesce(extract(epoch FROM ` + nowSQL + ` - min(run_at) FILTER (WHERE state = 'available' AND run_at <= ` + nowSQL + `)), 0)::float8
+FROM jobs
+WHERE state IN ('available', 'running') OR state = 'failed'
+GROUP BY kind
+ORDER BY kind`
+
+// Stats reads the queue's backlog by kind, as the metrics report it at every scrape. Every kind
+// the worker handles is there, with zeros when none of its jobs waits, so that an alert on a
+// kind's backlog sees 0 rather than no series; kinds it does not handle appear while they have
+// jobs.
+func (w *Worker) Stats(ctx context.Context) ([]metrics.QueueStats, error) {
+	rows, _ := w.pool.Query(ctx, statsSQL, w.clock())
+	stats, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (metrics.QueueStats, error) {
+		var s metrics.QueueStats
+		var oldest float64
+		err := r.Scan(&s.Kind, &s.Ready, &s.Scheduled, &s.Running, &s.Failed, &oldest)
+		s.OldestReady = time.Duration(oldest * float64(time.Second))
+		return s, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("jobs: queue stats: %w", err)
+	}
+	seen := make(map[string]bool, len(stats))
+	for _, s := range stats {
+		seen[s.Kind] = true
+	}
+	for kind := range w.handlers {
+		if !seen[kind] {
+			stats = append(stats, metrics.QueueStats{Kind: kind})
+		}
+	}
+	slices.SortFunc(stats, func(a, b metrics.QueueStats) int { return strings.Compare(a.Kind, b.Kind) })
+	return stats, nil
 }

@@ -68,6 +68,7 @@ func New(ctx context.Context, cfg Config, b Backends, v Verifier, log *slog.Logg
 		runtime.WithRoutingErrorHandler(routingErrorHandler),
 		runtime.WithIncomingHeaderMatcher(headerMatcher),
 		runtime.WithForwardResponseOption(redirectBrowser),
+		runtime.WithMiddlewares(recordRoute),
 	)
 	tokens := authtokenv1.NewTokenServiceClient(b.Authtoken)
 	for name, register := range map[string]func() error{
@@ -129,7 +130,7 @@ func New(ctx context.Context, cfg Config, b Backends, v Verifier, log *slog.Logg
 	root.Handle("GET "+connect.WidgetPath, widget)
 	root.Handle("GET "+connect.WidgetPath+"/", widget)
 	root.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
-	return accessLog(log, cors(cfg.AllowedOrigins, cacheControl(limitBody(root)))), nil
+	return traced(accessLog(log, cors(cfg.AllowedOrigins, cacheControl(limitBody(root))))), nil
 }
 
 // maxBody bounds a request body; the API takes nothing larger.

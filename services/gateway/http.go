@@ -1,12 +1,19 @@
 package gateway
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // cors answers preflights and lets the configured origins read every response; checkToken adds
@@ -98,3 +105,56 @@ func newRequestID() string {
 	rand.Read(b[:])
 	return "req_" + hex.EncodeToString(b[:])
 }
+
+// traced makes each request's server span, the root of its trace: a caller's traceparent is only
+// linked (the API is public: no caller picks Puente's trace ids or sampling). The span is named by
+// the route that served the request ("GET /v1/consents/{id}"), never by its path, which holds ids.
+func traced(next http.Handler) http.Handler {
+	h := otelhttp.NewHandler(next, "gateway", otelhttp.WithPublicEndpointFn(func(*http.Request) bool { return true }), otelhttp.WithSpanNameFormatter(spanName))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), routeKey{}, new(string))))
+	})
+}
+
+// routeKey holds the grpc-gateway route that served a request, for its span's name: the span is
+// named again once the request has been served, when the route is known.
+type routeKey struct{}
+
+// recordRoute notes the grpc-gateway route of a request.
+func recordRoute(next runtime.HandlerFunc) runtime.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, params map[string]string) {
+		if p, ok := runtime.HTTPPattern(r.Context()); ok {
+			route := strings.ReplaceAll(p.String(), "=*}", "}") // "{id=*}" reads "{id}"
+			if held, _ := r.Context().Value(routeKey{}).(*string); held != nil {
+				*held = route
+			}
+			trace.SpanFromContext(r.Context()).SetAttributes(attribute.String("http.route", route))
+		}
+		next(w, r, params)
+	}
+}
+
+// spanName is "METHOD route", or the method alone before the route is known and for a request no
+// route served. Methods outside the standard ones read "HTTP", so callers cannot mint names.
+func spanName(_ string, r *http.Request) string {
+	method := r.Method
+	if !slices.Contains(standardMethods, method) {
+		method = "HTTP"
+	}
+	if held, _ := r.Context().Value(routeKey{}).(*string); held != nil && *held != "" {
+		return method + " " + *held
+	}
+	// A route of the gateway's own mux ("POST /v1/oauth/token"); "/" is grpc-gateway's, which
+	// found no route.
+	pattern := r.Pattern
+	if _, path, ok := strings.Cut(pattern, " "); ok {
+		pattern = path
+	}
+	if pattern != "" && pattern != "/" {
+		return method + " " + pattern
+	}
+	return method
+}
+
+var standardMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+	http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace}

@@ -34,6 +34,7 @@ func Migrations() (fs.FS, error) {
 		"002_outbox.up.sql":     outbox.Migration,
 		"003_jobs.up.sql":       jobs.Migration,
 		"004_jobs_trace.up.sql": jobs.TraceMigration,
+		"005_jobs_stats.up.sql": jobs.StatsMigration,
 	})
 }
 

@@ -155,7 +155,7 @@ func TestMigrate(t *testing.T) {
 	for _, f := range files {
 		names = append(names, f.Name())
 	}
-	require.Equal(t, []string{"001_init.up.sql", "002_outbox.up.sql", "003_jobs.up.sql", "004_jobs_trace.up.sql"}, names)
+	require.Equal(t, []string{"001_init.up.sql", "002_outbox.up.sql", "003_jobs.up.sql", "004_jobs_trace.up.sql", "005_jobs_stats.up.sql"}, names)
 
 	// requireMigratedOnce checks that every migration is recorded exactly once and the schema works.
 	requireMigratedOnce := func(t *testing.T, ctx context.Context, dbURL string) {

@@ -37,6 +37,7 @@ func Migrations() (fs.FS, error) {
 		"002_outbox.up.sql":     outbox.Migration,
 		"003_jobs.up.sql":       jobs.Migration,
 		"005_jobs_trace.up.sql": jobs.TraceMigration,
+		"006_jobs_stats.up.sql": jobs.StatsMigration,
 	})
 }
 
