@@ -1,0 +1,9 @@
+package scaleout_test
+
+import (
+	"testing"
+
+	"puente.dev/pkg/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
