@@ -53,7 +53,14 @@ func graph() policy.CallGraph {
 			callers[callee] = append(callers[callee], caller)
 		}
 	}
-	return policy.CallGraph{Label: "app.kubernetes.io/component", Callers: callers, Public: []string{"gateway"}}
+	return policy.CallGraph{Label: "app.kubernetes.io/component", Callers: callers, Public: []string{"gateway"}, Scrape: &scrape}
+}
+
+// scrape is where Prometheus reaches every pod's metrics (PUENTE_METRICS_ADDR): the namespace
+// named monitoring, as base/networkpolicies.yaml and observability/README.md say.
+var scrape = policy.Scrape{
+	Port: 9464, PortName: "metrics", Path: "/metrics",
+	Namespace: metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": "monitoring"}},
 }
 
 func checks() map[string]policy.Check {
@@ -67,6 +74,7 @@ func checks() map[string]policy.Check {
 		"no-secret-values":  policy.NoSecretValues,
 		"headless-grpc":     policy.HeadlessGRPC,
 		"network-isolation": policy.NetworkIsolation(graph()),
+		"metrics-scrape":    policy.Scraped(scrape),
 	}
 }
 
@@ -100,6 +108,7 @@ func TestOverlays(t *testing.T) {
 			t.Run("runs every service", func(t *testing.T) { testRunsEveryService(t, set) })
 			t.Run("services dial their callees", func(t *testing.T) { testDialsCallees(t, set) })
 			t.Run("egress", func(t *testing.T) { testEgress(t, set) })
+			t.Run("serves metrics on the scraped port", func(t *testing.T) { testMetricsAddr(t, set) })
 			t.Run("sets only variables Puente reads", func(t *testing.T) { testSetsOnlyVariablesPuenteReads(t, set, known) })
 		})
 	}
@@ -140,6 +149,34 @@ func testRunsEveryService(t *testing.T, set *manifest.Set) {
 	}
 	if len(set.Secrets) != 0 {
 		t.Errorf("the manifests hold %d Secret objects; the operator creates them", len(set.Secrets))
+	}
+}
+
+// testMetricsAddr: the address each container serves /metrics on (PUENTE_METRICS_ADDR, from
+// the ConfigMap or its own env) is the port the annotations and network policies open.
+func testMetricsAddr(t *testing.T, set *manifest.Set) {
+	configMaps := map[string]map[string]string{}
+	for _, cm := range set.ConfigMaps {
+		configMaps[cm.Name] = cm.Data
+	}
+	for _, d := range set.Deployments {
+		c := d.Spec.Template.Spec.Containers[0]
+		addr, found := "", false
+		for _, from := range c.EnvFrom {
+			if from.ConfigMapRef != nil {
+				if v, ok := configMaps[from.ConfigMapRef.Name]["PUENTE_METRICS_ADDR"]; ok {
+					addr, found = v, true
+				}
+			}
+		}
+		for _, e := range c.Env {
+			if e.Name == "PUENTE_METRICS_ADDR" {
+				addr, found = e.Value, true
+			}
+		}
+		if want := fmt.Sprintf(":%d", scrape.Port); !found || addr != want {
+			t.Errorf("Deployment/%s: PUENTE_METRICS_ADDR=%q (set: %v), want %q on every interface", d.Name, addr, found, want)
+		}
 	}
 }
 

@@ -9,16 +9,24 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"puente.dev/deploy/manifest"
 	"puente.dev/deploy/policy"
 )
+
+// shopScrape is where the fixture's metrics are scraped from: the monitoring namespace.
+var shopScrape = policy.Scrape{
+	Port: 9464, PortName: "metrics", Path: "/metrics",
+	Namespace: metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": "monitoring"}},
+}
 
 // shopGraph is the fixture's call graph: api is public and calls store.
 var shopGraph = policy.CallGraph{
 	Label:   "app.kubernetes.io/component",
 	Callers: map[string][]string{"api": {}, "store": {"api"}},
 	Public:  []string{"api"},
+	Scrape:  &shopScrape,
 }
 
 // shop parses testdata/shop.yaml, a compliant two-service application.
@@ -154,6 +162,37 @@ var breakages = []struct {
 	{"no default deny", policy.NetworkIsolation(shopGraph), func(s *manifest.Set) {
 		netpol(s, "default-deny").Spec.PodSelector = metav1.LabelSelector{MatchLabels: map[string]string{"app.kubernetes.io/component": "api"}}
 	}, "NetworkPolicy/*", "network-isolation"},
+	{"metrics port open to the ingress controller", policy.NetworkIsolation(shopGraph), func(s *manifest.Set) {
+		np := netpol(s, "api-ingress")
+		np.Spec.Ingress[0].Ports = append(np.Spec.Ingress[0].Ports, networkingv1.NetworkPolicyPort{Port: ptr(intstr.FromInt32(9464))})
+	}, "Deployment/api", "network-isolation"},
+	{"metrics port open to callers (a rule without ports)", policy.NetworkIsolation(shopGraph), func(s *manifest.Set) {
+		netpol(s, "store-ingress").Spec.Ingress[0].Ports = nil
+	}, "Deployment/store", "network-isolation"},
+	{"metrics port open to callers by name", policy.NetworkIsolation(shopGraph), func(s *manifest.Set) {
+		np := netpol(s, "store-ingress")
+		np.Spec.Ingress[0].Ports = append(np.Spec.Ingress[0].Ports, networkingv1.NetworkPolicyPort{Port: ptr(intstr.FromString("metrics"))})
+	}, "Deployment/store", "network-isolation"},
+	{"monitoring namespace admitted to every port", policy.NetworkIsolation(shopGraph), func(s *manifest.Set) {
+		netpol(s, "metrics-ingress").Spec.Ingress[0].Ports = nil
+	}, "Deployment/store", "network-isolation"},
+	{"monitoring namespace admitted to the gRPC port", policy.NetworkIsolation(shopGraph), func(s *manifest.Set) {
+		np := netpol(s, "metrics-ingress")
+		np.Spec.Ingress[0].Ports = append(np.Spec.Ingress[0].Ports, networkingv1.NetworkPolicyPort{Port: ptr(intstr.FromInt32(9090))})
+	}, "Deployment/api", "network-isolation"},
+	{"metrics port not exposed", policy.Scraped(shopScrape), func(s *manifest.Set) {
+		c := container(s, "store")
+		c.Ports = c.Ports[:1]
+	}, "Deployment/store", "metrics-scrape"},
+	{"no scrape annotation", policy.Scraped(shopScrape), func(s *manifest.Set) {
+		delete(deployment(s, "api").Spec.Template.Annotations, "prometheus.io/scrape")
+	}, "Deployment/api", "metrics-scrape"},
+	{"scrape annotation names another port", policy.Scraped(shopScrape), func(s *manifest.Set) {
+		deployment(s, "api").Spec.Template.Annotations["prometheus.io/port"] = "9090"
+	}, "Deployment/api", "metrics-scrape"},
+	{"monitoring namespace not admitted", policy.Scraped(shopScrape), func(s *manifest.Set) {
+		netpol(s, "metrics-ingress").Spec.Ingress[0].From[0].NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"] = "monitor"
+	}, "Deployment/store", "metrics-scrape"},
 }
 
 func TestChecksPassOnCompliantFixture(t *testing.T) {
