@@ -43,8 +43,8 @@ image: ## Build the container image without Docker into .bin/puente-image.tar (I
 	go run puente.dev/deploy/image -binary .bin/puente-linux-$(GOARCH_IMAGE) -arch $(GOARCH_IMAGE) -tag $(IMAGE) -out .bin/puente-image.tar
 
 .PHONY: bench
-bench: ## Benchmarks beside their baselines, with the ratios (token issue, verification, REST vs gRPC).
-	go run puente.dev/pkg/cmd/withpostgres -- go test -run='^$$' -bench=. -benchmem -count=1 -timeout=20m puente.dev/services/puente/suite | tools/benchratio
+bench: ## Benchmarks beside their baselines, with the ratios (token issue, REST vs gRPC, tracing cost, one vs two processes per service).
+	go run puente.dev/pkg/cmd/withpostgres -- go test -run='^$$' -bench=. -benchmem -count=1 -timeout=30m puente.dev/services/puente/suite puente.dev/services/puente/tracing puente.dev/services/puente/scaleout | tools/benchratio
 
 .PHONY: lint
 lint: ## go vet, staticcheck, gofmt, buf lint/format/breaking.
