@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,24 +20,6 @@ import (
 	"puente.dev/services/puente/suite"
 	"puente.dev/services/puente/suite/suitetest"
 )
-
-// lockedBuffer collects the log lines many goroutines write.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // logsREST sends a JSON (or form, when body is url.Values) request and decodes the JSON answer.
 func logsREST(t *testing.T, base, method, path, token string, body any, header ...string) (int, http.Header, map[string]any) {
@@ -100,7 +81,7 @@ func TestLogsAreJSONWithRequestAndTraceIDsAndNoSecrets(t *testing.T) {
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "")
 	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "")
 	cfg, admin := suitetest.Config(pgtest.NewDatabase(t))
-	logs := &lockedBuffer{}
+	logs := &suitetest.Output{}
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan *suite.Suite, 1)
 	done := make(chan error, 1)

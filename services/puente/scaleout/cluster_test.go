@@ -13,7 +13,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -29,19 +28,6 @@ import (
 
 // drainTimeout is every process's PUENTE_DRAIN_TIMEOUT.
 const drainTimeout = 5 * time.Second
-
-// buildPuente builds the binary into dir, without -race even under -race: fourteen race-built
-// processes on two cores took 70 s for this package's test against 25 s without, and the race
-// detector already watches the same code in services/puente/suite's in-process tests. With a
-// warm build cache this is a link; a cold one compiles every package once more.
-func buildPuente(dir string) (string, error) {
-	bin := filepath.Join(dir, "puente")
-	out, err := exec.Command("go", "build", "-o", bin, "puente.dev/services/puente").CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("go build: %v\n%s", err, out)
-	}
-	return bin, nil
-}
 
 // cluster is every service run as replicas processes against one database, each service's
 // processes behind one DNS name (127.0.0.1, 127.0.0.2, … on one port), as a headless Service
@@ -79,7 +65,11 @@ func (p *process) String() string {
 // startCluster runs replicas processes of every service over a fresh database.
 func startCluster(t testing.TB, replicas int) *cluster {
 	t.Helper()
-	bin, err := buildPuente(t.TempDir())
+	// Without -race even under -race: fourteen race-built processes on two cores took 70 s for
+	// this package's test against 25 s without, and the race detector already watches the same
+	// code in services/puente/suite's in-process tests. With a warm build cache this is a link; a
+	// cold one compiles every package once more.
+	bin, err := suitetest.BuildPuente(t.TempDir(), false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,7 +224,7 @@ var startedLine = regexp.MustCompile(`msg="puente started".* http=(\S*) metrics=
 
 func (p *process) waitStarted(t testing.TB) {
 	t.Helper()
-	waitUntil(t, 60*time.Second, p.String()+" starts", func() (bool, string) {
+	suitetest.WaitUntil(t, 60*time.Second, p.String()+" starts", func() (bool, string) {
 		select {
 		case <-p.done:
 			t.Fatalf("%s exited at start: %v\n%s", p, p.err, p.logs.tail())
@@ -351,24 +341,6 @@ func (l *logLines) tail() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return strings.Join(l.tailBuf, "\n")
-}
-
-// waitUntil polls cond until it holds, failing the test after timeout with cond's last state.
-func waitUntil(t testing.TB, timeout time.Duration, msg string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(25 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not after %s; last seen: %s", msg, timeout, state)
-		}
-		<-tick.C
-	}
 }
 
 // balancer spreads REST calls over the gateways round-robin, as a load balancer in front of

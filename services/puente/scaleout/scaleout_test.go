@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"puente.dev/services/puente/suite/suitetest"
 	"sort"
 	"strconv"
 	"strings"
@@ -132,9 +133,9 @@ func TestTwoProcessesOfEveryServiceShareTheWorkAndDrainOnSIGTERM(t *testing.T) {
 	everythingDelivered := func(t *testing.T) (events int, duplicates map[string]int) {
 		t.Helper()
 		for _, q := range jobQueues {
-			waitUntil(t, 60*time.Second, q+" jobs settle", func() (bool, string) { return settled(c.jobs(t, db, q)) })
+			suitetest.WaitUntil(t, 60*time.Second, q+" jobs settle", func() (bool, string) { return settled(c.jobs(t, db, q)) })
 		}
-		waitUntil(t, 60*time.Second, "every event reaches the receiver", func() (bool, string) {
+		suitetest.WaitUntil(t, 60*time.Second, "every event reaches the receiver", func() (bool, string) {
 			rows, err := db.Query(ctx, `SELECT id FROM webhook.events`)
 			if err != nil {
 				t.Fatal(err)
@@ -236,7 +237,7 @@ func TestTwoProcessesOfEveryServiceShareTheWorkAndDrainOnSIGTERM(t *testing.T) {
 		w, err := a.load(ctx, "r2", institution, 24, 8, &started)
 		done <- outcome{w, err}
 	}()
-	waitUntil(t, 60*time.Second, "round 2 is under way", func() (bool, string) {
+	suitetest.WaitUntil(t, 60*time.Second, "round 2 is under way", func() (bool, string) {
 		n := started.Load()
 		return n >= 8, strconv.Itoa(int(n))
 	})

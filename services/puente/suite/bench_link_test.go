@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"puente.dev/services/puente/suite/suitetest"
 	"testing"
 	"time"
 
@@ -36,7 +37,7 @@ func (b restLink) start(user, institutionID string, creds map[string]string) (co
 func (b restLink) connectionReaches(id, want string) map[string]any {
 	b.t.Helper()
 	var con map[string]any
-	waitUntil(b.t, 30*time.Second, "connection "+id+" reaches "+want, func() (bool, string) {
+	suitetest.WaitUntil(b.t, 30*time.Second, "connection "+id+" reaches "+want, func() (bool, string) {
 		r := b.do(http.MethodGet, "/v1/connections/"+id, b.c.Token, nil)
 		con, _ = r.JSON["connection"].(map[string]any)
 		st, _ := con["status"].(string)
@@ -50,7 +51,7 @@ func (b restLink) connectionReaches(id, want string) map[string]any {
 // the connection succeeds).
 func (b restLink) authorised(consentID string) {
 	b.t.Helper()
-	waitUntil(b.t, 20*time.Second, "the consent is authorised", func() (bool, string) {
+	suitetest.WaitUntil(b.t, 20*time.Second, "the consent is authorised", func() (bool, string) {
 		r := b.do(http.MethodGet, "/v1/consents/"+consentID, b.c.Token, nil)
 		return str(r.JSON, "consent", "status") == "CONSENT_STATUS_AUTHORISED", r.Raw
 	})
@@ -65,7 +66,7 @@ func (b restLink) readData(consentID string) (accounts []any, txns map[string][]
 		r := b.do(http.MethodPost, "/v1/extractions", b.c.Token, map[string]any{"consent_id": consentID, "product": product})
 		require.Equal(b.t, http.StatusOK, r.Status, r.Raw)
 		id := str(r.JSON, "extraction", "id")
-		waitUntil(b.t, 30*time.Second, product+" extraction finishes", func() (bool, string) {
+		suitetest.WaitUntil(b.t, 30*time.Second, product+" extraction finishes", func() (bool, string) {
 			x := b.do(http.MethodGet, "/v1/extractions/"+id, b.c.Token, nil)
 			return str(x.JSON, "extraction", "status") != "EXTRACTION_STATUS_PENDING", x.Raw
 		})

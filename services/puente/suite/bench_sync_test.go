@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"puente.dev/services/puente/suite/suitetest"
 	"strconv"
 	"sync"
 	"testing"
@@ -101,7 +102,7 @@ func (b *bundle) linkMany(c client, n int) []string {
 		})
 	}
 	wg.Wait()
-	waitUntil(b.t, 10*time.Minute, "every consent is authorised", func() (bool, string) {
+	suitetest.WaitUntil(b.t, 10*time.Minute, "every consent is authorised", func() (bool, string) {
 		var authorised int
 		b.scan(`SELECT count(*) FROM consent.consents WHERE client_id = $1 AND status = 'AUTHORISED'`, []any{c.ID}, &authorised)
 		return authorised == n, strconv.Itoa(authorised)

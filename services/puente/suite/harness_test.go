@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -30,24 +29,6 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-// syncBuffer collects log output from many goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // bundle is a whole running suite: every service and the gateway in-process on port 0, over a
 // fresh database, with its logs captured at debug level.
 type bundle struct {
@@ -56,7 +37,7 @@ type bundle struct {
 	cfg        suite.Config
 	rest       string
 	conn       *grpc.ClientConn
-	logs       *syncBuffer
+	logs       *suitetest.Output
 	adminToken string
 }
 
@@ -92,7 +73,7 @@ func startBundle(t testing.TB, cfg suite.Config, admin string, services []string
 
 func startBundleLogging(t testing.TB, cfg suite.Config, admin string, services []string, w io.Writer, level slog.Level) *bundle {
 	t.Helper()
-	b := &bundle{t: t, cfg: cfg, logs: &syncBuffer{}, adminToken: admin}
+	b := &bundle{t: t, cfg: cfg, logs: &suitetest.Output{}, adminToken: admin}
 	if w == nil {
 		w = b.logs
 	}

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"puente.dev/services/puente/suite/suitetest"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,7 +23,7 @@ import (
 func (b *bundle) syncCompletes(token, id string, timeout time.Duration) *syncv1.Sync {
 	b.t.Helper()
 	var got *syncv1.Sync
-	waitUntil(b.t, timeout, "the sync completes", func() (bool, string) {
+	suitetest.WaitUntil(b.t, timeout, "the sync completes", func() (bool, string) {
 		r, err := syncv1.NewSyncServiceClient(b.conn).GetSync(bearerCtx(token), &syncv1.GetSyncRequest{Id: id})
 		require.NoError(b.t, err)
 		got = r.GetSync()
@@ -140,7 +141,7 @@ func TestAnAuthorisedConsentGetsASpreadDailySchedule(t *testing.T) {
 	c := b.newClient("acme")
 	l := b.link(c, "u-1", "user_good", "CL", "ACCOUNTS", "TRANSACTIONS")
 	var sched map[string]any
-	waitUntil(t, 20*time.Second, "the consent gets a schedule", func() (bool, string) {
+	suitetest.WaitUntil(t, 20*time.Second, "the consent gets a schedule", func() (bool, string) {
 		r := b.do(http.MethodGet, "/v1/consents/"+l.consent+"/schedule", c.Token, nil)
 		sched = r.JSON
 		return r.Status == http.StatusOK, r.Raw
@@ -156,7 +157,7 @@ func TestAnAuthorisedConsentGetsASpreadDailySchedule(t *testing.T) {
 
 	rev := b.do(http.MethodPost, "/v1/consents/"+l.consent+":revoke", c.Token, map[string]string{})
 	require.Equal(t, http.StatusOK, rev.Status)
-	waitUntil(t, 20*time.Second, "a revoked consent loses its schedule", func() (bool, string) {
+	suitetest.WaitUntil(t, 20*time.Second, "a revoked consent loses its schedule", func() (bool, string) {
 		r := b.do(http.MethodGet, "/v1/consents/"+l.consent+"/schedule", c.Token, nil)
 		return r.Status == http.StatusNotFound, r.Raw
 	})
@@ -165,13 +166,13 @@ func TestAnAuthorisedConsentGetsASpreadDailySchedule(t *testing.T) {
 // syncProcess is a sync service in a child process.
 type syncProcess struct {
 	cmd  *exec.Cmd
-	logs *syncBuffer
+	logs *suitetest.Output
 	done chan struct{}
 }
 
 func startSyncProcess(t *testing.T, bin string, b *bundle, addr string) *syncProcess {
 	t.Helper()
-	p := &syncProcess{cmd: exec.Command(bin, "-service=sync"), logs: &syncBuffer{}, done: make(chan struct{})}
+	p := &syncProcess{cmd: exec.Command(bin, "-service=sync"), logs: &suitetest.Output{}, done: make(chan struct{})}
 	p.cmd.Env = []string{
 		"PATH=" + os.Getenv("PATH"),
 		"DATABASE_URL=" + b.cfg.DatabaseURL,
@@ -217,7 +218,7 @@ func startSyncProcess(t *testing.T, bin string, b *bundle, addr string) *syncPro
 			t.Logf("sync process %d logs:\n%s", p.cmd.Process.Pid, logs)
 		}
 	})
-	waitUntil(t, 30*time.Second, "the sync process starts", func() (bool, string) {
+	suitetest.WaitUntil(t, 30*time.Second, "the sync process starts", func() (bool, string) {
 		select {
 		case <-p.done:
 			t.Fatalf("the sync process exited: %s", p.logs.String())
@@ -237,7 +238,7 @@ func TestAKilledSyncProcessStillEndsEveryUserOnce(t *testing.T) {
 	build := make(chan built, 1)
 	dir := t.TempDir()
 	go func() {
-		bin, err := buildPuente(dir)
+		bin, err := suitetest.BuildPuente(dir, suitetest.RaceEnabled())
 		build <- built{bin, err}
 	}()
 
@@ -286,7 +287,7 @@ func TestAKilledSyncProcessStillEndsEveryUserOnce(t *testing.T) {
 	id := str(r.JSON, "sync", "id")
 
 	// Kill it once the known users are under way.
-	waitUntil(t, 60*time.Second, "some users are done", func() (bool, string) {
+	suitetest.WaitUntil(t, 60*time.Second, "some users are done", func() (bool, string) {
 		var done int
 		b.scan(`SELECT count(*) FROM sync.sync_users WHERE sync_id = $1 AND status IN ('SUCCESS', 'ERROR')`, []any{id}, &done)
 		return done >= 100, strconv.Itoa(done)
@@ -312,7 +313,7 @@ func TestAKilledSyncProcessStillEndsEveryUserOnce(t *testing.T) {
 	}
 
 	// Exactly one final event per user and one for the sync, in the event log the client reads.
-	waitUntil(t, 60*time.Second, "every event reaches the log", func() (bool, string) {
+	suitetest.WaitUntil(t, 60*time.Second, "every event reaches the log", func() (bool, string) {
 		var n int
 		b.scan(`SELECT count(*) FROM webhook.events WHERE flow_id = $1`, []any{id}, &n)
 		return n == 5001, strconv.Itoa(n)

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"puente.dev/services/puente/suite/suitetest"
 	"strconv"
 	"strings"
 	"testing"
@@ -117,7 +118,7 @@ func (b *boufinBundle) callback(location string) response {
 func (b *boufinBundle) connectionReaches(token, id, want string) map[string]any {
 	b.t.Helper()
 	var con map[string]any
-	waitUntil(b.t, 20*time.Second, "connection "+id+" reaches "+want, func() (bool, string) {
+	suitetest.WaitUntil(b.t, 20*time.Second, "connection "+id+" reaches "+want, func() (bool, string) {
 		r := b.do(http.MethodGet, "/v1/connections/"+id, token, nil)
 		con, _ = r.JSON["connection"].(map[string]any)
 		st, _ := con["status"].(string)
@@ -133,7 +134,7 @@ func (b *boufinBundle) extractREST(consentID, product string) map[string]any {
 	require.Equal(b.t, http.StatusOK, r.Status, r.Raw)
 	id := str(r.JSON, "extraction", "id")
 	var x map[string]any
-	waitUntil(b.t, 30*time.Second, "extraction "+product+" finishes", func() (bool, string) {
+	suitetest.WaitUntil(b.t, 30*time.Second, "extraction "+product+" finishes", func() (bool, string) {
 		g := b.do(http.MethodGet, "/v1/extractions/"+id, b.c.Token, nil)
 		x, _ = g.JSON["extraction"].(map[string]any)
 		return x["status"] != "EXTRACTION_STATUS_PENDING", g.Raw
@@ -309,7 +310,7 @@ func TestUpstreamBoufinDeletingTheConnectionRevokesTheConsentUpstream(t *testing
 	require.Equal(t, "ACTIVE", b.sim.Consents()[0].Status)
 	r := b.do(http.MethodDelete, "/v1/connections/"+conID, b.c.Token, nil)
 	require.Equal(t, http.StatusOK, r.Status, r.Raw)
-	waitUntil(t, 20*time.Second, "the consent is revoked at Boufin", func() (bool, string) {
+	suitetest.WaitUntil(t, 20*time.Second, "the consent is revoked at Boufin", func() (bool, string) {
 		c := b.sim.Consents()[0]
 		return c.Status == "REVOKED", c.Status
 	})
@@ -349,14 +350,14 @@ func TestUpstreamBoufinFaultsDuringExtractionWriteNothing(t *testing.T) {
 			r := b.do(http.MethodPost, "/v1/extractions", b.c.Token, map[string]any{"consent_id": consentID, "product": "ACCOUNTS"})
 			require.Equal(t, http.StatusOK, r.Status, r.Raw)
 			id := str(r.JSON, "extraction", "id")
-			waitUntil(t, 20*time.Second, "the fault is met and its reason logged", func() (bool, string) {
+			suitetest.WaitUntil(t, 20*time.Second, "the fault is met and its reason logged", func() (bool, string) {
 				n := b.sim.Calls("/products/cuentas")
 				return n >= before+tc.times && strings.Contains(b.logs.String(), tc.reason), strconv.Itoa(n-before) + " calls; logs:\n" + grepLines(b.logs.String(), "extraction")
 			})
 			accs := b.do(http.MethodGet, "/v1/accounts?consent_id="+consentID, b.c.Token, nil)
 			require.Empty(t, accs.JSON["accounts"], "no account written while the upstream fails")
 			var x map[string]any
-			waitUntil(t, 30*time.Second, "the retried extraction finishes", func() (bool, string) {
+			suitetest.WaitUntil(t, 30*time.Second, "the retried extraction finishes", func() (bool, string) {
 				g := b.do(http.MethodGet, "/v1/extractions/"+id, b.c.Token, nil)
 				x, _ = g.JSON["extraction"].(map[string]any)
 				return x["status"] != "EXTRACTION_STATUS_PENDING", g.Raw

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"puente.dev/services/puente/suite/suitetest"
 	"strings"
 	"testing"
 	"time"
@@ -120,13 +121,13 @@ func (b *klaviBundle) readReport(consentID string) (accounts []any, txns []any) 
 	b.t.Helper()
 	r := b.do(http.MethodPost, "/v1/extractions", b.c.Token, map[string]any{"consent_id": consentID, "product": "ACCOUNTS"})
 	require.Equal(b.t, http.StatusOK, r.Status, r.Raw)
-	waitUntil(b.t, 30*time.Second, "the report's accounts arrive", func() (bool, string) {
+	suitetest.WaitUntil(b.t, 30*time.Second, "the report's accounts arrive", func() (bool, string) {
 		accs := b.do(http.MethodGet, "/v1/accounts?consent_id="+consentID, b.c.Token, nil)
 		accounts, _ = accs.JSON["accounts"].([]any)
 		return len(accounts) > 0, accs.Raw
 	})
 	acc := accounts[0].(map[string]any)
-	waitUntil(b.t, 30*time.Second, "the report's transactions arrive", func() (bool, string) {
+	suitetest.WaitUntil(b.t, 30*time.Second, "the report's transactions arrive", func() (bool, string) {
 		tr := b.do(http.MethodGet, "/v1/transactions?account_id="+acc["id"].(string), b.c.Token, nil)
 		txns, _ = tr.JSON["transactions"].([]any)
 		return len(txns) == 3, tr.Raw
@@ -170,7 +171,7 @@ func TestUpstreamKlaviPersonalLinkToDataByWebhooks(t *testing.T) {
 
 	r := b.do(http.MethodPost, "/v1/extractions", b.c.Token, map[string]any{"consent_id": consentID, "product": "ACCOUNTS"})
 	require.Equal(t, http.StatusOK, r.Status, r.Raw)
-	waitUntil(t, 20*time.Second, "the report is asked for", func() (bool, string) {
+	suitetest.WaitUntil(t, 20*time.Second, "the report is asked for", func() (bool, string) {
 		return b.sim.Calls("/data/v1/personal/user-data") > 0, ""
 	})
 	require.Zero(t, b.sim.Calls("/data/v1/business/user-data"))
@@ -248,7 +249,7 @@ func TestUpstreamKlaviDeletingTheConnectionRevokesTheConsent(t *testing.T) {
 	conID, _ := b.link("u-del", map[string]string{"cpf": klaviCPF})
 	r := b.do(http.MethodDelete, "/v1/connections/"+conID, b.c.Token, nil)
 	require.Equal(t, http.StatusOK, r.Status, r.Raw)
-	waitUntil(t, 20*time.Second, "the consent is revoked at Klavi", func() (bool, string) {
+	suitetest.WaitUntil(t, 20*time.Second, "the consent is revoked at Klavi", func() (bool, string) {
 		return revokedAny(b.sim), ""
 	})
 }

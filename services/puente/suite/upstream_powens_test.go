@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"puente.dev/services/puente/suite/suitetest"
 	"strconv"
 	"strings"
 	"testing"
@@ -85,7 +86,7 @@ func (b *powensBundle) start(user, institution string, creds map[string]string) 
 func (b *powensBundle) reaches(id, want string) map[string]any {
 	b.t.Helper()
 	var con map[string]any
-	waitUntil(b.t, 20*time.Second, "connection "+id+" reaches "+want, func() (bool, string) {
+	suitetest.WaitUntil(b.t, 20*time.Second, "connection "+id+" reaches "+want, func() (bool, string) {
 		r := b.do(http.MethodGet, "/v1/connections/"+id, b.c.Token, nil)
 		con, _ = r.JSON["connection"].(map[string]any)
 		st, _ := con["status"].(string)
@@ -140,7 +141,7 @@ func (b *powensBundle) chooseAccounts(conID string, names ...string) []string {
 
 func (b *powensBundle) consentAuthorised(id string) {
 	b.t.Helper()
-	waitUntil(b.t, 20*time.Second, "consent "+id+" is authorised", func() (bool, string) {
+	suitetest.WaitUntil(b.t, 20*time.Second, "consent "+id+" is authorised", func() (bool, string) {
 		r := b.do(http.MethodGet, "/v1/consents/"+id, b.c.Token, nil)
 		return str(r.JSON, "consent", "status") == "CONSENT_STATUS_AUTHORISED", r.Raw
 	})
@@ -153,7 +154,7 @@ func (b *powensBundle) extract(consentID, product string) map[string]any {
 	require.Equal(b.t, http.StatusOK, r.Status, r.Raw)
 	id := str(r.JSON, "extraction", "id")
 	var x map[string]any
-	waitUntil(b.t, 20*time.Second, "extraction "+id+" ends", func() (bool, string) {
+	suitetest.WaitUntil(b.t, 20*time.Second, "extraction "+id+" ends", func() (bool, string) {
 		g := b.do(http.MethodGet, "/v1/extractions/"+id, b.c.Token, nil)
 		x, _ = g.JSON["extraction"].(map[string]any)
 		return x["status"] != "EXTRACTION_STATUS_PENDING", g.Raw
@@ -258,7 +259,7 @@ func TestUpstreamPowensCredentialsLinkToData(t *testing.T) {
 
 	// Deleting the connection deletes it at Powens.
 	require.Equal(t, http.StatusOK, b.do(http.MethodDelete, "/v1/connections/"+conID, b.c.Token, nil).Status)
-	waitUntil(t, 20*time.Second, "the connection is deleted at Powens", func() (bool, string) { return b.sim.Connections() == 0, "" })
+	suitetest.WaitUntil(t, 20*time.Second, "the connection is deleted at Powens", func() (bool, string) { return b.sim.Connections() == 0, "" })
 }
 
 func TestUpstreamPowensFailedLogins(t *testing.T) {
@@ -293,7 +294,7 @@ func TestUpstreamPowensOTPRound(t *testing.T) {
 	require.Len(t, fields, 1)
 	require.Equal(t, "otp", fields[0]["name"])
 	b.answer(conID, id, map[string]string{"otp": "123456"})
-	waitUntil(t, 20*time.Second, "the account choice follows the code", func() (bool, string) {
+	suitetest.WaitUntil(t, 20*time.Second, "the account choice follows the code", func() (bool, string) {
 		r := b.do(http.MethodGet, "/v1/connections/"+conID, b.c.Token, nil)
 		c, _ := r.JSON["connection"].(map[string]any)
 		if c["status"] != "CONNECTION_STATUS_WAITING_MFA" {
@@ -331,7 +332,7 @@ func TestUpstreamPowensWebhooksPollTheLoginTheyName(t *testing.T) {
 	conID, consentID, _ := b.start(user, in["id"].(string), powensCreds(powenssim.LoginDecoupled))
 	upstreamCode := func(want string) {
 		t.Helper()
-		waitUntil(t, 20*time.Second, "connection "+conID+" shows upstream code "+want, func() (bool, string) {
+		suitetest.WaitUntil(t, 20*time.Second, "connection "+conID+" shows upstream code "+want, func() (bool, string) {
 			r := b.do(http.MethodGet, "/v1/connections/"+conID, b.c.Token, nil)
 			return str(r.JSON, "connection", "upstream_code") == want, r.Raw
 		})
@@ -341,7 +342,7 @@ func TestUpstreamPowensWebhooksPollTheLoginTheyName(t *testing.T) {
 
 	// A login of another user of the same client, waiting too: the webhooks are not about it.
 	other, _, _ := b.start(b.newUser(b.c, "u-2"), in["id"].(string), powensCreds(powenssim.LoginDecoupled))
-	waitUntil(t, 20*time.Second, "the other login waits on its validation", func() (bool, string) {
+	suitetest.WaitUntil(t, 20*time.Second, "the other login waits on its validation", func() (bool, string) {
 		r := b.do(http.MethodGet, "/v1/connections/"+other, b.c.Token, nil)
 		return str(r.JSON, "connection", "upstream_code") == "decoupled", r.Raw
 	})
@@ -455,14 +456,14 @@ func TestUpstreamPowensFaultsFailClearly(t *testing.T) {
 			r := b.do(http.MethodPost, "/v1/extractions", b.c.Token, map[string]any{"consent_id": consentID, "product": "TRANSACTIONS"})
 			require.Equal(t, http.StatusOK, r.Status, r.Raw)
 			id := str(r.JSON, "extraction", "id")
-			waitUntil(t, 20*time.Second, "every retry of the first attempt meets the fault", func() (bool, string) {
+			suitetest.WaitUntil(t, 20*time.Second, "every retry of the first attempt meets the fault", func() (bool, string) {
 				return b.sim.Faulted() >= before+3, ""
 			})
 			g := b.do(http.MethodGet, "/v1/extractions/"+id, b.c.Token, nil)
 			require.Equal(t, "EXTRACTION_STATUS_PENDING", str(g.JSON, "extraction", "status"), g.Raw)
 			require.Equal(t, had, stored(), "nothing half-written")
 			b.sim.Fault("GET /users/me/accounts", powenssim.NoFault)
-			waitUntil(t, 30*time.Second, "the extraction succeeds once Powens answers", func() (bool, string) {
+			suitetest.WaitUntil(t, 30*time.Second, "the extraction succeeds once Powens answers", func() (bool, string) {
 				g := b.do(http.MethodGet, "/v1/extractions/"+id, b.c.Token, nil)
 				return str(g.JSON, "extraction", "status") == "EXTRACTION_STATUS_SUCCEEDED", g.Raw
 			})

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"puente.dev/services/puente/suite/suitetest"
 	"slices"
 	"testing"
 	"time"
@@ -277,7 +278,7 @@ func TestUpstreamSyncfyFaultsLeaveAClearFailure(t *testing.T) {
 		require.Equal(t, http.StatusOK, r.Status, r.Raw)
 		id := str(r.JSON, "extraction", "id")
 		var x response
-		waitUntil(t, 30*time.Second, "the extraction ends", func() (bool, string) {
+		suitetest.WaitUntil(t, 30*time.Second, "the extraction ends", func() (bool, string) {
 			x = b.do(http.MethodGet, "/v1/extractions/"+id, b.c.Token, nil)
 			return str(x.JSON, "extraction", "status") != "EXTRACTION_STATUS_PENDING", x.Raw
 		})

@@ -17,8 +17,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime/debug"
+	"puente.dev/services/puente/suite/suitetest"
 	"slices"
 	"strconv"
 	"strings"
@@ -46,25 +45,6 @@ import (
 func setupWebhook(t testing.TB, mutate func(*webhook.Config)) *bundle {
 	t.Helper()
 	return setupLogging(t, nil, slog.LevelDebug, func(c *suite.Config) { mutate(&c.Webhook) })
-}
-
-// waitUntil polls cond in the test's goroutine until it holds, failing with the state it last
-// described after timeout.
-func waitUntil(t testing.TB, timeout time.Duration, msg string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(25 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not after %s; last seen: %s", msg, timeout, state)
-		}
-		<-tick.C
-	}
 }
 
 // ---- an integrator's receiver that records everything
@@ -208,7 +188,7 @@ func (h *hook) peakConcurrency() int {
 func (h *hook) waitFor(msg string, cond func([]hit) bool) []hit {
 	h.t.Helper()
 	var got []hit
-	waitUntil(h.t, 20*time.Second, msg, func() (bool, string) {
+	suitetest.WaitUntil(h.t, 20*time.Second, msg, func() (bool, string) {
 		got = h.all()
 		return cond(got), summarize(got)
 	})
@@ -368,7 +348,7 @@ func (b *bundle) listDeliveries(token, query string) []apiDelivery {
 func (b *bundle) deliveriesReach(token, query, msg string, cond func([]apiDelivery) bool) []apiDelivery {
 	b.t.Helper()
 	var ds []apiDelivery
-	waitUntil(b.t, 20*time.Second, msg, func() (bool, string) {
+	suitetest.WaitUntil(b.t, 20*time.Second, msg, func() (bool, string) {
 		ds = b.listDeliveries(token, query)
 		raw, _ := json.Marshal(ds)
 		if len(raw) > 4000 {
@@ -478,7 +458,7 @@ func (b *bundle) logEvents(clientID string) []logEvent {
 // The log must hold nothing the outboxes did not write.
 func (b *bundle) logSettled(clientID string) []logEvent {
 	b.t.Helper()
-	waitUntil(b.t, 20*time.Second, "every outbox event reaches the event log", func() (bool, string) {
+	suitetest.WaitUntil(b.t, 20*time.Second, "every outbox event reaches the event log", func() (bool, string) {
 		var written, unpublished, logged, inLog int
 		b.scan(`SELECT count(*), count(*) FILTER (WHERE o.published_at IS NULL), count(e.id),
 				(SELECT count(*) FROM webhook.events WHERE client_id = $1 AND type <> 'webhook.test')
@@ -719,7 +699,7 @@ func TestWebhookAHangingEndpointsBacklogDoesNotDelayOtherTenants(t *testing.T) {
 	// Once the burst is no news any more: every delivery job of it has run once (to be tried, or
 	// put off because the hanging endpoint has no free share), or the hanging endpoint's share has
 	// timed out twice over ...
-	waitUntil(t, 30*time.Second, "the burst is old news", func() (bool, string) {
+	suitetest.WaitUntil(t, 30*time.Second, "the burst is old news", func() (bool, string) {
 		var fresh, timedOut int
 		b.scan(`SELECT (SELECT count(*) FROM webhook.jobs WHERE kind = 'webhook.deliver' AND state = 'available' AND run_at <= created_at),
 				(SELECT count(*) FROM webhook.delivery_attempts a JOIN webhook.deliveries d ON d.id = a.delivery_id WHERE d.endpoint_id = $1)`,
@@ -753,38 +733,8 @@ func TestWebhookAHangingEndpointsBacklogDoesNotDelayOtherTenants(t *testing.T) {
 // webhookProcess is a `puente -service=webhook` child process.
 type webhookProcess struct {
 	cmd  *exec.Cmd
-	logs *syncBuffer
+	logs *suitetest.Output
 	done chan struct{}
-}
-
-func raceEnabled() bool {
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range bi.Settings {
-			if s.Key == "-race" {
-				return s.Value == "true"
-			}
-		}
-	}
-	return false
-}
-
-// buildPuente builds the puente command into dir (with -race when this test binary has it, so
-// that the build reuses its compiled packages).
-func buildPuente(dir string) (string, error) {
-	goCmd, err := exec.LookPath("go")
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "puente")
-	args := []string{"build", "-o", bin}
-	if raceEnabled() {
-		args = append(args, "-race")
-	}
-	out, err := exec.Command(goCmd, append(args, "puente.dev/services/puente")...).CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("go build: %v\n%s", err, out)
-	}
-	return bin, nil
 }
 
 // webhookProcessEnv is the environment of a webhook-only process at addr, sharing b's database
@@ -822,7 +772,7 @@ func webhookProcessEnv(b *bundle, addr string) []string {
 
 func startWebhookProcess(t *testing.T, bin string, env []string) *webhookProcess {
 	t.Helper()
-	p := &webhookProcess{cmd: exec.Command(bin, "-service=webhook"), logs: &syncBuffer{}, done: make(chan struct{})}
+	p := &webhookProcess{cmd: exec.Command(bin, "-service=webhook"), logs: &suitetest.Output{}, done: make(chan struct{})}
 	p.cmd.Env = env
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	require.NoError(t, p.cmd.Start())
@@ -850,7 +800,7 @@ func startWebhookProcess(t *testing.T, bin string, env []string) *webhookProcess
 			t.Logf("webhook process %d logs:\n%s", p.cmd.Process.Pid, logs)
 		}
 	})
-	waitUntil(t, 30*time.Second, "the webhook process starts", func() (bool, string) {
+	suitetest.WaitUntil(t, 30*time.Second, "the webhook process starts", func() (bool, string) {
 		select {
 		case <-p.done:
 			t.Fatalf("the webhook process exited: %s", p.logs.String())
@@ -881,7 +831,7 @@ func TestWebhookDeliveriesSurviveAKilledWebhookProcess(t *testing.T) {
 	build := make(chan built, 1)
 	dir := t.TempDir()
 	go func() {
-		bin, err := buildPuente(dir)
+		bin, err := suitetest.BuildPuente(dir, suitetest.RaceEnabled())
 		build <- built{bin, err}
 	}()
 
@@ -927,12 +877,12 @@ func TestWebhookDeliveriesSurviveAKilledWebhookProcess(t *testing.T) {
 		}
 	}
 	var heldAtKill []string
-	waitUntil(t, 20*time.Second, "the next deliveries are in flight", func() (bool, string) {
+	suitetest.WaitUntil(t, 20*time.Second, "the next deliveries are in flight", func() (bool, string) {
 		heldAtKill = h.inFlight()
 		return len(heldAtKill) == b.cfg.Webhook.PerEndpoint, summarize(h.all())
 	})
 	first.kill(t)
-	waitUntil(t, 10*time.Second, "the receiver sees the killed process hang up", func() (bool, string) {
+	suitetest.WaitUntil(t, 10*time.Second, "the receiver sees the killed process hang up", func() (bool, string) {
 		return len(h.inFlight()) == 0, summarize(h.all())
 	})
 
@@ -1273,7 +1223,7 @@ func TestWebhookRedeliveryAfterReEnablingIsImmediate(t *testing.T) {
 	require.Equal(t, http.StatusOK, r.Status, r.Raw)
 	require.Equal(t, "1", fmt.Sprint(r.JSON["count"]), r.Raw)
 
-	waitUntil(t, 10*time.Second, "the redelivered events arrive promptly (their old retries were a minute away)", func() (bool, string) {
+	suitetest.WaitUntil(t, 10*time.Second, "the redelivered events arrive promptly (their old retries were a minute away)", func() (bool, string) {
 		got := h.all()
 		ds, _ := json.Marshal(b.listDeliveries(c.Token, "endpoint_id="+id))
 		return hasAll(got, []string{one, two}), summarize(got) + "; deliveries: " + string(ds)

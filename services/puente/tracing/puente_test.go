@@ -4,12 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -40,15 +38,7 @@ func puenteBinary(t *testing.T) string {
 			build.err = err
 			return
 		}
-		build.bin = filepath.Join(dir, "puente")
-		args := []string{"build", "-o", build.bin}
-		if raceEnabled {
-			args = append(args, "-race")
-		}
-		out, err := exec.Command("go", append(args, "puente.dev/services/puente")...).CombinedOutput()
-		if err != nil {
-			build.err = fmt.Errorf("go build: %v\n%s", err, out)
-		}
+		build.bin, build.err = suitetest.BuildPuente(dir, suitetest.RaceEnabled())
 	})
 	require.NoError(t, build.err)
 	return build.bin
@@ -60,27 +50,8 @@ type process struct {
 	cfg   suite.Config
 	admin string
 	rest  string
-	logs  *lines
+	logs  *suitetest.Output
 	done  chan error
-}
-
-// lines collects a process's output.
-type lines struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *lines) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.buf.Write(p)
-	return len(p), nil
-}
-
-func (l *lines) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
 }
 
 // startPuente runs `puente serve` over a fresh database with env added to its configuration, and
@@ -88,7 +59,7 @@ func (l *lines) String() string {
 func startPuente(t *testing.T, env ...string) *process {
 	t.Helper()
 	cfg, admin := suitetest.Config(pgtest.NewDatabase(t))
-	p := &process{cfg: cfg, admin: admin, logs: &lines{}, done: make(chan error, 1)}
+	p := &process{cfg: cfg, admin: admin, logs: &suitetest.Output{}, done: make(chan error, 1)}
 	p.cmd = exec.Command(puenteBinary(t), "serve", "-service=all")
 	p.cmd.Env = append([]string{
 		"PATH=" + os.Getenv("PATH"),
